@@ -1,0 +1,82 @@
+"""Chat as text generation: build the prompt from the history, generate, cut out the reply.
+
+Two formats:
+- the Chinese dialogue GPT2 writes a conversation as `[CLS]A说的[SEP]B说的[SEP]A说的[SEP]...`;
+- SmolLM2 (like ChatGPT-style models) uses a chat template with `<|im_start|>` / `<|im_end|>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .generation import Generation, generate, stop_token_ids
+from .registry import get_spec
+from .tokens import decode
+
+SEP = "[SEP]"
+CLS = "[CLS]"
+
+
+def split_turns(text: str) -> list[str]:
+    """Split generated text at [SEP] into turns A, B, A, B, ... (the leading [CLS] and empty pieces dropped)."""
+    text = text.replace(CLS, "")
+    return [turn.strip() for turn in text.split(SEP) if turn.strip()]
+
+
+def first_reply(text: str) -> str:
+    """What a chat product shows: the text between the prompt's end and the next [SEP]."""
+    return text.split(SEP, 1)[0].strip()
+
+
+def sep_prompt(history: list[str]) -> str:
+    """The GPT2 dialogue prompt for a history of turns (user first): `[CLS]t1[SEP]t2[SEP]...[SEP]`."""
+    return CLS + "".join(turn + SEP for turn in history)
+
+
+def template_prompt(tokenizer: PreTrainedTokenizerBase, history: list[str], system: str | None = None) -> str:
+    """The chat-template prompt for a history of turns (user first), ready for the assistant's reply."""
+    messages = [{"role": "system", "content": system}] if system else []
+    for index, turn in enumerate(history):
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": turn})
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def uses_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True when the tokenizer brings its own chat template (SmolLM2), False for the [SEP] format."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+@dataclass
+class ChatSession:
+    """A multi-turn chat that keeps its history, for either prompt format."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    system: str | None = None
+    history: list[str] = field(default_factory=list)
+    last: Generation | None = None
+
+    def prompt(self) -> str:
+        """The prompt the model sees for the current history."""
+        if uses_chat_template(self.tokenizer):
+            return template_prompt(self.tokenizer, self.history, self.system)
+        return sep_prompt(self.history)
+
+    def say(self, user_text: str, max_new_tokens: int = 40, **sampling) -> str:
+        """Add the user's turn, generate until the stop token, add and return the reply."""
+        if not user_text or not user_text.strip():
+            raise ValueError("请输入一句话再发送。 (Say something first.)")
+        self.history.append(user_text.strip())
+        stop_tokens = get_spec(self.name).stop_tokens
+        self.last = generate(
+            self.model, self.tokenizer, self.prompt(), max_new_tokens, stop_tokens=stop_tokens, **sampling
+        )
+        stops = stop_token_ids(self.tokenizer, stop_tokens)
+        reply_ids = [i for i in self.last.new_ids if i not in stops]
+        reply = decode(self.tokenizer, reply_ids, skip_special_tokens=True).strip()
+        self.history.append(reply)
+        return reply
+

@@ -1,0 +1,161 @@
+"""The generation loop: predict one token, append it, repeat.
+
+One step = forward pass -> scores (logits) of the last position -> probabilities -> pick a token.
+With `use_cache=False` every step feeds the whole sequence again, exactly like the seed lesson's loop.
+With `use_cache=True` the model keeps the keys and values of earlier tokens (the KV cache), so each
+step only feeds the one new token. Both give the same tokens.
+
+The loop never prints: it returns a `Generation` whose `steps` the notebooks print and plot.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .sampling import check_sampling_args, next_token_probs, pick_next_token
+from .tokens import CourseNotice, decode, encode, warn_unknown
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A token the model considered at one step, with its probability."""
+
+    token: str
+    id: int
+    prob: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened at one step of the loop."""
+
+    index: int
+    id: int
+    token: str
+    prob: float
+    top: list[Candidate]
+
+
+@dataclass
+class Generation:
+    """The result of `generate`: the ids, the text and the per-step trace."""
+
+    prompt_ids: list[int]
+    new_ids: list[int]
+    text: str
+    steps: list[Step]
+    stopped_by: str
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[int]:
+        """Prompt and generated ids together."""
+        return self.prompt_ids + self.new_ids
+
+
+def context_length(model: PreTrainedModel) -> int:
+    """How many positions the model can see at once."""
+    return int(model.config.max_position_embeddings)
+
+
+def prepare_prompt(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, max_new_tokens: int, context: int
+) -> tuple[list[int], list[str]]:
+    """Encode the prompt; check it; cut it from the left when prompt + new tokens exceed the context."""
+    if not prompt or not prompt.strip():
+        raise ValueError("提示词 (prompt) 为空：请输入至少一个字，例如 '[CLS]今天天气真'。 (The prompt is empty.)")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens 必须是 >= 0 的整数，收到 {max_new_tokens!r}。 (must be an integer >= 0)")
+    if max_new_tokens >= context:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} 超过了模型的上下文长度 {context}：请设得更小。"
+            f" (max_new_tokens must be smaller than the context length {context}.)"
+        )
+    notices = []
+    unknown = warn_unknown(tokenizer, prompt)
+    if unknown:
+        notices.append(f"[UNK]: {''.join(unknown)}")
+    ids = encode(tokenizer, prompt)
+    room = context - max_new_tokens
+    if len(ids) > room:
+        message = (
+            f"提示词有 {len(ids)} 个 token，加上要生成的 {max_new_tokens} 个超过了上下文长度 {context}，"
+            f"已从左边截掉最早的 {len(ids) - room} 个。 (Prompt truncated from the left to {room} tokens.)"
+        )
+        warnings.warn(message, CourseNotice, stacklevel=3)
+        notices.append(message)
+        ids = ids[-room:]
+    return ids, notices
+
+
+def stop_token_ids(tokenizer: PreTrainedTokenizerBase, stop_tokens: tuple[str, ...] | list[str]) -> set[int]:
+    """Ids of the stop tokens (e.g. '[SEP]', '<|im_end|>'); unknown ones raise an error."""
+    ids = set()
+    for token in stop_tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id:
+            raise ValueError(f"停止符 {token!r} 不在词表里。 (Stop token {token!r} is not in the vocabulary.)")
+        ids.add(token_id)
+    return ids
+
+
+def top_candidates(tokenizer: PreTrainedTokenizerBase, probs: torch.Tensor, n: int) -> list[Candidate]:
+    """The n most probable tokens of a probability vector."""
+    values, ids = torch.topk(probs, min(n, probs.numel()))
+    tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+    return [Candidate(t, int(i), float(v)) for t, i, v in zip(tokens, ids, values)]
+
+
+@torch.inference_mode()
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    max_new_tokens: int = 20,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop_tokens: tuple[str, ...] | list[str] = (),
+    use_cache: bool = True,
+    top_n: int = 5,
+) -> Generation:
+    """Generate up to `max_new_tokens` tokens after `prompt`, one at a time.
+
+    temperature=0 (the default) is greedy and gives the same tokens as `model.generate(do_sample=False)`.
+    A positive temperature samples, optionally restricted by top_k / top_p; `seed` makes it repeatable.
+    Generation ends early when a token of `stop_tokens` is produced (it is kept in `new_ids`).
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    prompt_ids, notices = prepare_prompt(tokenizer, prompt, max_new_tokens, context_length(model))
+    stops = stop_token_ids(tokenizer, stop_tokens)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = model.device
+
+    input_ids = torch.tensor([prompt_ids], device=device)
+    past = None
+    steps: list[Step] = []
+    stopped_by = "max_new_tokens"
+    for index in range(max_new_tokens):
+        if use_cache:
+            fed = input_ids if past is None else input_ids[:, -1:]
+            output = model(input_ids=fed, past_key_values=past, use_cache=True)
+            past = output.past_key_values
+        else:
+            output = model(input_ids=input_ids, use_cache=False)
+        logits = output.logits[0, -1].float().cpu()
+        next_id = pick_next_token(logits, temperature, top_k, top_p, generator)
+        probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)
+        token = tokenizer.convert_ids_to_tokens(next_id)
+        steps.append(Step(index, next_id, token, float(probs[next_id]), top_candidates(tokenizer, probs, top_n)))
+        input_ids = torch.cat([input_ids, torch.tensor([[next_id]], device=device)], dim=1)
+        if next_id in stops:
+            stopped_by = "stop_token"
+            break
+
+    new_ids = [step.id for step in steps]
+    return Generation(prompt_ids, new_ids, decode(tokenizer, new_ids), steps, stopped_by, notices)

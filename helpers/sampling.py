@@ -1,0 +1,92 @@
+"""Turning the model's scores (logits) into the next token: small pure functions.
+
+Order of operations, the same as in transformers' `generate`: temperature, then top-k, then top-p.
+A temperature of 0 means greedy: always the most probable token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_sampling_args(temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None) -> None:
+    """Raise ValueError, with the fix in Chinese and English, for settings that make no sense."""
+    if temperature is None or math.isnan(temperature) or temperature < 0:
+        raise ValueError(
+            f"temperature 必须 >= 0（0 表示贪心选择），收到 {temperature}。"
+            f" (temperature must be >= 0; use 0 for greedy.)"
+        )
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(
+            f"top_k 必须是 >= 1 的整数，或设为 None 表示不限制，收到 {top_k}。"
+            f" (top_k must be an integer >= 1, or None.)"
+        )
+    if top_p is not None and not (0 < top_p <= 1):
+        raise ValueError(
+            f"top_p 必须在 (0, 1] 之间，收到 {top_p}。1 表示不限制。"
+            f" (top_p must be in (0, 1]; 1 keeps every token.)"
+        )
+
+
+def softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Probabilities from scores: exp(score / T), normalised to sum to 1 (computed stably)."""
+    if temperature <= 0:
+        raise ValueError("softmax 的 temperature 必须 > 0。(temperature must be > 0 here.)")
+    scaled = logits.float() / temperature
+    scaled = scaled - scaled.max(dim=-1, keepdim=True).values
+    exp = scaled.exp()
+    return exp / exp.sum(dim=-1, keepdim=True)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest scores, set the rest to -inf (ties at the k-th score are kept)."""
+    k = min(k, logits.size(-1))
+    kth_best = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth_best, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most probable tokens whose probabilities add up to at least p.
+
+    A token is kept when the probability mass of the tokens ranked above it is still below p,
+    so the most probable token is always kept.
+    """
+    probs = softmax(logits)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    keep_sorted = mass_before < p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def next_token_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """The distribution the next token is drawn from, after temperature, top-k and top-p.
+
+    With temperature 0 (greedy) this returns the plain softmax, whose argmax is the greedy pick.
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    scores = logits.float() / temperature if temperature > 0 else logits.float()
+    if top_k is not None:
+        scores = top_k_filter(scores, top_k)
+    if top_p is not None and top_p < 1:
+        scores = top_p_filter(scores, top_p)
+    return softmax(scores)
+
+
+def pick_next_token(
+    logits: torch.Tensor,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> int:
+    """Choose the next token id from a 1-D vector of scores: argmax when greedy, else a random draw."""
+    if temperature == 0:
+        check_sampling_args(temperature, top_k, top_p)
+        return int(torch.argmax(logits))
+    probs = next_token_probs(logits, temperature, top_k, top_p)
+    return int(torch.multinomial(probs, num_samples=1, generator=generator))
