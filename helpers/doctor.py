@@ -69,6 +69,17 @@ def model_checks() -> list[Check]:
     return checks
 
 
+def summary_line() -> str:
+    """One line for the first cell of every notebook: versions, mode and device."""
+    import torch
+
+    mode = "离线模式" if offline_forced() else "联网优先"
+    return (
+        f"Python {platform.python_version()} · torch {version_of('torch')} · "
+        f"transformers {version_of('transformers')} · {mode} · 线程数 {torch.get_num_threads()}"
+    )
+
+
 def run_checks() -> list[Check]:
     """All checks, in the order they are printed."""
     checks = [Check(sys.version_info >= (3, 10), "Python", platform.python_version())]

@@ -121,6 +121,33 @@ def ensure_converted_gguf(spec: ModelSpec) -> Path:
     return target
 
 
+def uer_vocab_file() -> Path:
+    """The uer/BERT Chinese vocab.txt (21128 lines) as shipped by the cn-clip package."""
+    for file in importlib.metadata.files("cn-clip") or []:
+        if str(file).endswith("clip/vocab.txt"):
+            return Path(file.locate()).resolve()
+    raise FileNotFoundError("找不到 cn-clip 的 vocab.txt：请运行 make setup。 (cn-clip is not installed.)")
+
+
+def untrained_gpt2_folder(spec: ModelSpec) -> Path:
+    """A randomly initialised GPT2 with the uer vocab, used only when a stand-in folder is missing.
+
+    Its token ids are right, its continuations are noise: the load message says so.
+    """
+    from transformers import GPT2Config
+
+    folder = course_cache_dir() / f"{spec.name}-untrained"
+    if not (folder / "config.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(uer_vocab_file(), folder / "vocab.txt")
+        BertTokenizerFast.from_pretrained(str(folder)).save_pretrained(folder)
+        torch.manual_seed(0)
+        config = GPT2Config(vocab_size=21128, n_positions=1024, n_embd=64, n_layer=2, n_head=2,
+                            bos_token_id=101, eos_token_id=102, pad_token_id=0)
+        GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
 def choose_source(spec: ModelSpec) -> tuple[str, Path | None, str]:
     """Decide where to load from: (source, folder or None, reason in Chinese)."""
     if offline_forced():
@@ -166,9 +193,10 @@ def load_model(
             source, location = "gguf", f"{spec.gguf_dist} 包里的 GGUF 文件（真实权重，Q4_1 量化）"
         else:
             folder = spec.standin_path
-            if folder is None or not (folder / "config.json").is_file():
-                raise FileNotFoundError(f"离线替身模型缺失：{folder}。请重新安装课程包。 (Stand-in missing.)")
             source, location = "stand-in", f"helpers/standins/{spec.standin}（课程训练的小模型，不是真实模型）"
+            if folder is None or not (folder / "model.safetensors").is_file():
+                folder = untrained_gpt2_folder(spec)
+                location = "随机初始化、未经训练的 GPT2（替身模型缺失：请重新安装课程包），输出没有意义"
     else:
         location = f"{spec.hub_id}@{spec.revision}"
 
