@@ -80,18 +80,36 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+COURSE_FOLDER = "<course>"  # `--local-dir` given without a folder: the course's model folder
+
+
 def cmd_download(args: argparse.Namespace) -> int:
-    """Download a real model (or convert SmolLM2's GGUF when offline)."""
+    """Fetch a real model into the HF cache or --local-dir (offline SmolLM2: convert its GGUF instead).
+
+    Exit codes: 0 ready, 1 the download failed, 2 a setting must change first, 130 interrupted (run again to resume).
+    """
     spec = get_spec(args.name)
     if offline_forced() and spec.offline == "gguf-wheel":
         print(f"离线模式：已准备好 {ensure_converted_gguf(spec)}")
         return 0
+    local_dir = download.course_models_dir() / spec.name if args.local_dir == COURSE_FOLDER else args.local_dir
     try:
-        folder = download.download(spec, endpoint=args.endpoint, local_dir=args.local_dir)
+        folder = download.download(spec, endpoint=args.endpoint, local_dir=local_dir)
+    except download.DownloadSettingsError as error:
+        print(error, file=sys.stderr)
+        return USER_ERROR
     except download.DownloadError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"已下载到 {folder}")
+    except KeyboardInterrupt:
+        print("下载已中断；再次运行同一条命令会从断点继续。 (Download interrupted; run the same command again to "
+              "resume.)", file=sys.stderr)
+        return 130
+    print(f"{spec.name} 已就绪 (ready)：{folder}")
+    found = download.find_cached(spec)
+    if found is None or found.resolve() != folder.resolve():
+        print(f"注意：load_model 只在 HF 缓存和 {download.course_models_dir() / spec.name} 里找模型；"
+              f"要用这份文件，请把它们移到那里。 (load_model does not look in this folder.)")
     return 0
 
 
@@ -140,9 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("download", help="download a real model from the hub or a mirror")
-    p.add_argument("name")
+    p.add_argument("name", help="model name, e.g. gpt2-chinese (`python -m helpers models` lists them)")
     p.add_argument("--endpoint", default=None, help="hub or mirror address, e.g. https://hf-mirror.com")
-    p.add_argument("--local-dir", default=None, help="put the files in this folder instead of the HF cache")
+    p.add_argument("--local-dir", nargs="?", const=COURSE_FOLDER, default=None, metavar="DIR",
+                   help="put plain files in DIR instead of the HF cache (no DIR: the course's model folder)")
     p.set_defaults(func=cmd_download)
 
     sub.add_parser("doctor", help="check the environment").set_defaults(func=cmd_doctor)

