@@ -154,6 +154,8 @@ def choose_source(spec: ModelSpec) -> tuple[str, Path | None, str]:
         return "offline", None, "LLM_COURSE_OFFLINE=1，只用课程自带的离线模型"
     cached = download.find_cached(spec)
     if cached is not None:
+        if cached.is_relative_to(download.course_models_dir()):
+            return "hub-cache", cached, f"在 {cached} 找到手动下载的真实模型"
         return "hub-cache", cached, "本机缓存里已有真实模型"
     if download.hub_disabled():
         return "offline", None, "HF_HUB_OFFLINE=1，不联网"
