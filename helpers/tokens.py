@@ -97,20 +97,122 @@ def format_token_table(rows: list[TokenRow]) -> str:
     return "\n".join(lines)
 
 
-def readable_token(token: str) -> str:
-    """Make byte-level BPE pieces readable: 'Ġ' (a leading space) becomes '␣', 'Ċ' (newline) becomes '↵'."""
-    return token.replace("Ġ", "␣").replace("Ċ", "↵").replace("ĉ", "⇥")
+def _byte_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: every byte 0-255 is written as one printable character.
+
+    Printable bytes stand for themselves; the others (space, newline, 0x80-0xa0, ...) are shifted to
+    characters from U+0100 on, which is why a leading space shows up as 'Ġ' and a newline as 'Ċ'.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    alphabet, shifted = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            alphabet[chr(byte)] = byte
+        else:
+            alphabet[chr(256 + shifted)] = byte
+            shifted += 1
+    return alphabet
 
 
-def tokens_html(rows: list[TokenRow]) -> str:
-    """Coloured token chips (token, id, vocab line) as HTML; special tokens and [UNK] stand out."""
-    chips = []
+BYTE_OF_CHAR = _byte_alphabet()
+WHITESPACE_SIGNS = {" ": "␣", "\n": "↵", "\t": "⇥"}
+
+
+def looks_byte_level(tokens: list[str]) -> bool:
+    """True when tokens look like byte-level BPE pieces (SmolLM2, GPT-2): byte-alphabet characters only, some non-ASCII.
+
+    A Chinese character-level vocabulary never passes: its tokens are Chinese characters, outside the alphabet.
+    """
+    tokens = [token for token in tokens if token]
+    return (
+        bool(tokens)
+        and all(ch in BYTE_OF_CHAR for token in tokens for ch in token)
+        and any(not token.isascii() for token in tokens)
+    )
+
+
+def show_bytes(data: bytes) -> str:
+    """Decode the bytes that form whole UTF-8 characters (a space as ␣, a newline as ↵).
+
+    Bytes that are only part of a character are written as hex: b'\\xe4\\xbd' -> '⟨e4 bd⟩'.
+    """
+    parts: list[str] = []
+    pending: list[int] = []
+    i = 0
+    while i < len(data):
+        char, size = None, 1
+        for size in range(1, 5):
+            try:
+                char = data[i : i + size].decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                continue
+        if char is not None and (char.isprintable() or char in WHITESPACE_SIGNS):
+            if pending:
+                parts.append("⟨" + " ".join(f"{b:02x}" for b in pending) + "⟩")
+                pending = []
+            parts.append(WHITESPACE_SIGNS.get(char, char))
+            i += size
+        else:
+            pending.append(data[i])
+            i += 1
+    if pending:
+        parts.append("⟨" + " ".join(f"{b:02x}" for b in pending) + "⟩")
+    return "".join(parts)
+
+
+def readable_token(token: str, byte_level: bool | None = None) -> str:
+    """A token as a learner should see it.
+
+    Byte-level BPE pieces are turned back into text: 'Ġ' (a leading space) becomes '␣', 'Ċ' (newline) '↵',
+    and a piece of a Chinese character that is not a whole character is shown as its bytes, e.g. '⟨e4 bd⟩'.
+    `byte_level=None` guesses from the token itself; pass True/False when you know the tokenizer.
+    """
+    if byte_level is None:
+        byte_level = looks_byte_level([token])
+    if byte_level and all(ch in BYTE_OF_CHAR for ch in token):
+        return show_bytes(bytes(BYTE_OF_CHAR[ch] for ch in token))
+    return "".join(WHITESPACE_SIGNS.get(ch, ch) for ch in token)
+
+
+CHIP_COLOURS = {"unknown": "#f8d7da", "special": "#d6e4ff", "bytes": "#ede7f6", "even": "#e8f5e9", "odd": "#fff3cd"}
+CHIP_LEGEND = {
+    "unknown": "[UNK]：词表里没有的字符",
+    "special": "特殊词元 (special token)",
+    "bytes": "字节片段：一个汉字的 UTF-8 字节被拆开了",
+}
+
+
+def tokens_html(rows: list[TokenRow], byte_level: bool | None = None) -> str:
+    """Coloured token chips (token, id, vocab.txt line) as HTML; special tokens, [UNK] and byte pieces stand out.
+
+    For a byte-level tokenizer (SmolLM2) the chips show the readable piece and the id (there is no vocab.txt).
+    """
+    if byte_level is None:
+        byte_level = looks_byte_level([row.token for row in rows if not row.special])
+    chips, kinds, carry = [], set(), b""
     for row in rows:
-        colour = "#f8d7da" if row.unknown else ("#d6e4ff" if row.special else ("#e8f5e9", "#fff3cd")[row.position % 2])
+        label = readable_token(row.token, byte_level and not row.special)
+        kind = "unknown" if row.unknown else "special" if row.special else "bytes" if "⟨" in label else None
+        kinds.add(kind)
+        colour = CHIP_COLOURS[kind or ("even", "odd")[row.position % 2]]
+        where = f"id {row.id}" if byte_level else f"id {row.id}<br>行 {row.vocab_line}"
+        if kind == "bytes":  # consecutive byte pieces: say which character they make together
+            carry += bytes(BYTE_OF_CHAR[ch] for ch in row.token)
+            whole = show_bytes(carry)
+            if "⟨" not in whole:
+                where += f"<br>拼成「{html.escape(whole)}」"
+                carry = b""
+        else:
+            carry = b""
         chips.append(
-            f'<span style="display:inline-block;margin:2px;padding:2px 6px;border-radius:6px;'
-            f'background:{colour};font-family:monospace;text-align:center;line-height:1.3">'
-            f"<b>{html.escape(readable_token(row.token))}</b><br>"
-            f'<small>id {row.id}<br>行 {row.vocab_line}</small></span>'
+            f'<span title="{html.escape(repr(row.token))}" style="display:inline-block;margin:2px;padding:2px 6px;'
+            f'border-radius:6px;background:{colour};font-family:monospace;text-align:center;line-height:1.3">'
+            f"<b>{html.escape(label)}</b><br><small>{where}</small></span>"
         )
-    return '<div style="line-height:2.2">' + "".join(chips) + "</div>"
+    legend = "；".join(
+        f'<span style="background:{CHIP_COLOURS[k]};padding:0 4px">{text}</span>'
+        for k, text in CHIP_LEGEND.items() if k in kinds
+    )
+    legend_html = f'<div style="font-size:small">{legend}</div>' if legend else ""
+    return '<div class="course-token-chips" style="line-height:2.2">' + "".join(chips) + "</div>" + legend_html
