@@ -1,0 +1,126 @@
+"""Tests of the stand-in training code (a micro run) and of the two shipped stand-in folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STANDINS = REPO_ROOT / "helpers" / "standins"
+SHIPPED = ("gpt2-chinese-base", "gpt2-chinese-chat")
+PROMPT_IDS = [101, 791, 1921, 1921, 3698, 4696]  # [CLS]今天天气真
+
+SENTENCES = (
+    "今天天气真好，我们一起去公园散步吧。", "今天天气真冷，出门记得多穿一件衣服。",
+    "妈妈做的饺子特别香。", "周末我要回家看爷爷奶奶。", "明天有数学考试，我得早点睡觉。",
+    "我每天坐地铁上班。", "这家小店的牛肉面真好吃。", "晚饭后我们一家人一起看电视。",
+)
+DIALOGUES = ("今天天气真好[SEP]是啊，我们出去走走吧[SEP]", "你好[SEP]你好，很高兴认识你[SEP]",
+             "我饿了[SEP]我们去吃饭吧[SEP]")
+
+
+def write_micro_corpus(folder: Path) -> Path:
+    """A tiny corpus in the layout build_corpus.py writes."""
+    folder.mkdir(parents=True)
+    base = ["[CLS]" + s for s in SENTENCES] * 6 + ["[CLS]" + "".join(SENTENCES[:4])] * 4
+    (folder / "base_train.txt").write_text("\n".join(base) + "\n", encoding="utf-8")
+    (folder / "base_val.txt").write_text("\n".join("[CLS]" + s for s in SENTENCES[:3]) + "\n", encoding="utf-8")
+    chat = ["[CLS]" + d for d in DIALOGUES]
+    (folder / "chat_train.txt").write_text("\n".join(chat * 4) + "\n", encoding="utf-8")
+    (folder / "chat_val.txt").write_text(chat[0] + "\n", encoding="utf-8")
+    return folder
+
+
+def check_tokenizer(folder: Path):
+    """The folder's tokenizer is the 21128-entry uer/BERT Chinese one; returns it."""
+    from transformers import BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder))
+    assert len(tokenizer) == 21128
+    assert tokenizer.convert_tokens_to_ids("今") == 791
+    assert tokenizer.convert_tokens_to_ids(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]) == [0, 100, 101, 102, 103]
+    assert tokenizer.encode("[CLS]今天天气真", add_special_tokens=False) == PROMPT_IDS
+    assert "token_type_ids" not in tokenizer("[CLS]今天", add_special_tokens=False)  # GPT2 would embed them
+    return tokenizer
+
+
+def test_micro_training_run_learns_saves_and_resumes(tmp_path: Path) -> None:
+    from transformers import GPT2LMHeadModel
+
+    from training.train_standin import TrainConfig, train
+
+    corpus = write_micro_corpus(tmp_path / "corpus")
+    out = tmp_path / "model"
+    settings = dict(stage="base", out=out, corpus_dir=corpus, checkpoint_dir=tmp_path / "ckpt",
+                    batch_size=8, batch_tokens=512, seq_len=64, lr=1e-2, warmup=3, n_embd=32, n_layer=1,
+                    n_head=2, eval_every=10, checkpoint_every=10, progress=False)
+    result = train(TrainConfig(steps=30, **settings))
+
+    losses = result["train_losses"]
+    assert len(losses) == 30
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert first > 9.0  # about log(active tokens + shared row) at initialisation
+    assert last < first - 3.0, (first, last)
+    assert result["history"][-1]["val_loss"] < result["history"][0]["val_loss"]
+
+    model = GPT2LMHeadModel.from_pretrained(str(out))
+    assert model.dtype == torch.float32  # float16 on disk, float32 by default when loaded
+    assert model.config.vocab_size == 21128 and model.config.n_positions == 1024
+    check_tokenizer(out)
+    assert (out / "vocab.txt").exists() and (out / "model.safetensors").exists()
+
+    resumed = train(TrainConfig(steps=34, resume=True, **settings))
+    assert len(resumed["train_losses"]) == 4  # continued from the step-30 checkpoint
+    assert resumed["val_loss"] < result["history"][0]["val_loss"]
+
+
+def test_micro_chat_fine_tune_from_base(tmp_path: Path) -> None:
+    from training.train_standin import TrainConfig, train
+
+    corpus = write_micro_corpus(tmp_path / "corpus")
+    common = dict(corpus_dir=corpus, batch_size=8, batch_tokens=512, seq_len=64, warmup=2, n_embd=32,
+                  n_layer=1, n_head=2, eval_every=100, checkpoint_every=100, progress=False)
+    train(TrainConfig(stage="base", out=tmp_path / "base", checkpoint_dir=tmp_path / "c1", steps=10, lr=1e-2,
+                      **common))
+    result = train(TrainConfig(stage="chat", out=tmp_path / "chat", init=tmp_path / "base",
+                               checkpoint_dir=tmp_path / "c2", steps=15, lr=1e-2, **common))
+    assert result["train_losses"][-1] < result["train_losses"][0]
+    from transformers import GenerationConfig
+
+    assert GenerationConfig.from_pretrained(str(tmp_path / "chat")).eos_token_id == 102
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_standin_format(name: str) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = STANDINS / name
+    for file in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                 "special_tokens_map.json", "README.md"):
+        assert (folder / file).is_file(), file
+    config = GPT2Config.from_pretrained(str(folder))
+    assert config.vocab_size == 21128 and config.n_positions == 1024
+    assert config.tokenizer_class == "BertTokenizer"
+    vocab = (folder / "vocab.txt").read_text(encoding="utf-8")
+    assert len(vocab.rstrip("\n").split("\n")) == 21128
+    check_tokenizer(folder)
+    model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32)
+    assert model.get_input_embeddings().weight.shape == (21128, config.n_embd)
+
+
+def test_shipped_standins_fit_the_size_budget() -> None:
+    total = sum(p.stat().st_size for name in SHIPPED for p in (STANDINS / name).iterdir() if p.is_file())
+    assert total <= 30_000_000, total
+
+
+def test_chat_standin_ends_its_reply_with_sep() -> None:
+    from transformers import GPT2LMHeadModel
+
+    folder = STANDINS / "gpt2-chinese-chat"
+    model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32).eval()
+    prompt = torch.tensor([PROMPT_IDS])
+    out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                         max_new_tokens=40, eos_token_id=102, pad_token_id=0)
+    assert 102 in out[0, prompt.shape[1]:].tolist()
