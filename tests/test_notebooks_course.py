@@ -1,0 +1,180 @@
+"""Notebook-level checks for every teaching notebook in course/ (nbval re-runs them; this checks their shape).
+
+Also: the equality checks printed by notebooks 01, 02, 05 and 06 are stored as True; and a d2l-style check:
+the greedy loop written out in the GPT2 experiment notebooks (05, 06), run as it stands in the notebook, gives
+the same ids as `helpers.generation.generate(..., use_cache=False)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from helpers.generation import generate
+from helpers.tokens import decode, encode
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE = ROOT / "course"
+NOTEBOOKS = sorted(COURSE.glob("*.ipynb"))
+IGNORE_MARK = "# NBVAL_IGNORE_OUTPUT"
+MIN_CHINESE_MARKDOWN = 5
+HAN = re.compile(r"[\u4e00-\u9fff]")
+ABSOLUTE_PATH = re.compile(r"/work/|/root/|/home/|/Users/|[A-Za-z]:\\Users\\")
+# Equality checks the notebooks print, as (start of the printed line, how many such lines). nbval compares with
+# what is stored, so a stored "False" would pass nbval: these lines must exist and say True.
+EQUALITY_CHECKS = {
+    "01_text_generation.ipynb": [(r"前 5 个相同：", 1)],
+    "02_tokenization.ipynb": [(r"行数：.*和词表大小一致：", 1), (r"还原一致：", 1)],
+    "05_gpt2_experiment_base.ipynb": [(r"\S+.* 与循环相同：", 3)],
+    "06_gpt2_experiment_chat.ipynb": [(r"和上面的 chat 函数历史相同：", 1), (r"结果相同：", 1)],
+}
+SEED_PROMPT = "[CLS]今天天气真"
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(notebook: nbformat.NotebookNode) -> list:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def output_text(output: dict) -> str:
+    """All text an output shows: stream text, plain/HTML data, or an error's name and message."""
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    if output.get("output_type") == "error":
+        return f"{output.get('ename')}: {output.get('evalue')}"
+    data = output.get("data", {})
+    return "\n".join(str(data[key]) for key in ("text/plain", "text/html", "text/markdown") if key in data)
+
+
+def ignored(cell) -> bool:
+    return cell.source.lstrip().startswith(IGNORE_MARK)
+
+
+def test_course_has_notebooks():
+    names = {path.name for path in NOTEBOOKS}
+    for expected in ["00_setup.ipynb", "01_text_generation.ipynb", "02_tokenization.ipynb",
+                     "05_gpt2_experiment_base.ipynb", "06_gpt2_experiment_chat.ipynb"]:
+        assert expected in names
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])
+def notebook(request) -> nbformat.NotebookNode:
+    return read(request.param)
+
+
+def test_valid_nbformat(notebook):
+    nbformat.validate(notebook)
+    assert notebook.nbformat == 4
+
+
+def test_kernel_metadata(notebook):
+    kernelspec = notebook.metadata.get("kernelspec", {})
+    assert kernelspec.get("name") == "llm-course"
+    assert kernelspec.get("display_name") == "Python (LLM 课程)"
+
+
+def test_first_cell_is_title_with_goals(notebook):
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.lstrip().startswith("# ")
+    assert "学习目标" in first.source
+
+
+def test_first_code_cell_reports_environment(notebook):
+    first = code_cells(notebook)[0]
+    assert first.source.splitlines()[0].strip() == IGNORE_MARK
+    assert re.search(r"print\(\s*summary_line\(\)\s*\)", first.source)
+
+
+def test_every_code_cell_executed_in_order(notebook):
+    counts = [cell.execution_count for cell in code_cells(notebook)]
+    assert counts == list(range(1, len(counts) + 1))
+
+
+def test_no_error_outputs(notebook):
+    for cell in code_cells(notebook):
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{cell.source[:60]!r}: {output_text(output)}"
+            assert "Traceback (most recent call last)" not in output_text(output)
+
+
+def test_no_stderr_in_compared_cells(notebook):
+    """Warnings and progress bars go to stderr; in cells nbval compares they must not be stored."""
+    for cell in code_cells(notebook):
+        if ignored(cell):
+            continue
+        stderr = [output.text for output in cell.outputs if output.output_type == "stream" and output.name == "stderr"]
+        assert not stderr, f"{cell.source[:60]!r} wrote to stderr: {stderr[0][:200]!r}"
+
+
+def test_no_absolute_paths_in_outputs(notebook):
+    for cell in code_cells(notebook):
+        for output in cell.outputs:
+            match = ABSOLUTE_PATH.search(output_text(output))
+            assert match is None, f"{cell.source[:60]!r} shows a local path near {match.group(0)!r}"
+
+
+def test_enough_chinese_markdown(notebook):
+    chinese = [cell for cell in notebook.cells if cell.cell_type == "markdown" and HAN.search(cell.source)]
+    assert len(chinese) >= MIN_CHINESE_MARKDOWN
+
+
+@pytest.mark.parametrize("name", sorted(EQUALITY_CHECKS))
+def test_stored_equality_checks_say_true(name):
+    lines = [line for cell in code_cells(read(COURSE / name)) for output in cell.outputs
+             for line in output_text(output).splitlines()]
+    for start, count in EQUALITY_CHECKS[name]:
+        verdicts = [match.group(1) for line in lines if (match := re.match(start + r"\s*(True|False)\s*$", line))]
+        assert verdicts == ["True"] * count, f"{name}: lines starting {start!r} say {verdicts}"
+
+
+def loop_cell(name: str) -> str:
+    """The source of the one code cell of course/`name` that runs the seed's `for i in range(max_len)` loop."""
+    cells = [cell.source for cell in code_cells(read(COURSE / name)) if "for i in range(max_len)" in cell.source]
+    assert len(cells) == 1, f"{name} should have exactly one cell with the seed loop"
+    return cells[0]
+
+
+def run_cell(source: str, namespace: dict) -> str:
+    """Execute notebook code in `namespace`; return what it printed."""
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(compile(source, "<notebook cell>", "exec"), namespace)
+    return printed.getvalue()
+
+
+@pytest.mark.parametrize("fixture_name", ["tiny_gpt2", "gpt2_base"])
+def test_seed_loop_in_05_matches_generate(fixture_name, request):
+    model, tokenizer = request.getfixturevalue(fixture_name)
+    ids = encode(tokenizer, SEED_PROMPT)
+    assert ids == [101, 791, 1921, 1921, 3698, 4696]
+    namespace = {"torch": torch, "model": model, "tokenizer": tokenizer, "device": model.device,
+                 "ids": ids, "decode": decode}
+    printed = run_cell(loop_cell("05_gpt2_experiment_base.ipynb"), namespace)
+
+    assert namespace["max_len"] == 20
+    expected = generate(model, tokenizer, SEED_PROMPT, max_new_tokens=20, use_cache=False)
+    assert namespace["response"] == expected.new_ids
+    assert namespace["input_ids"][0].tolist() == expected.ids
+    assert len(re.findall(r"^i=\s*\d+", printed, flags=re.MULTILINE)) == 20
+    # The printed probability of the first step is the one generate records.
+    assert f"{expected.steps[0].prob:.3f}" in printed.splitlines()[0]
+
+
+def test_seed_loop_in_06_matches_generate(gpt2_chat):
+    model, tokenizer = gpt2_chat
+    namespace = {"torch": torch, "chat_model": model, "chat_tokenizer": tokenizer, "device": model.device}
+    printed = run_cell(loop_cell("06_gpt2_experiment_chat.ipynb"), namespace)
+
+    assert namespace["prompt"] == SEED_PROMPT
+    expected = generate(model, tokenizer, SEED_PROMPT, max_new_tokens=namespace["max_len"], use_cache=False)
+    assert namespace["response"] == expected.new_ids
+    assert len(printed.splitlines()) == namespace["max_len"]
