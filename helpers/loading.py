@@ -122,9 +122,9 @@ def ensure_converted_gguf(spec: ModelSpec) -> Path:
 
 
 def uer_vocab_file() -> Path:
-    """The uer/BERT Chinese vocab.txt (21128 lines) as shipped by the cn-clip package."""
+    """The uer/BERT Chinese vocab.txt (21128 lines) as shipped by the cn-clip package (never imported)."""
     for file in importlib.metadata.files("cn-clip") or []:
-        if str(file).endswith("clip/vocab.txt"):
+        if str(file).replace("\\", "/").endswith("cn_clip/clip/vocab.txt"):
             return Path(file.locate()).resolve()
     raise FileNotFoundError("找不到 cn-clip 的 vocab.txt：请运行 make setup。 (cn-clip is not installed.)")
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,14 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from helpers import load_model  # noqa: E402
-
-
-def uer_vocab_file() -> Path:
-    """The uer/BERT Chinese vocab.txt as shipped by the cn-clip package."""
-    for file in importlib.metadata.files("cn-clip") or []:
-        if str(file).endswith("clip/vocab.txt"):
-            return Path(file.locate()).resolve()
-    raise FileNotFoundError("cn-clip is not installed: run `make setup`")
+from helpers.loading import uer_vocab_file  # noqa: E402
 
 
 @pytest.fixture(scope="session")

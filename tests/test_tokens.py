@@ -3,7 +3,7 @@
 import warnings
 
 import pytest
-from conftest import uer_vocab_file
+from helpers.loading import uer_vocab_file
 
 from helpers.tokens import (
     CourseNotice,

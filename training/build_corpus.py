@@ -21,7 +21,6 @@ Output files in build/corpus/ (one sample per line, special tokens written into 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import io
 import itertools
 import json
@@ -32,6 +31,8 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+
+from helpers.loading import uer_vocab_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "training" / "data"
@@ -59,14 +60,11 @@ CHATTERBOT_FILES = (
 def locate_vocab() -> Path:
     """Return the BERT Chinese vocab.txt shipped inside the installed cn-clip distribution.
 
-    cn_clip itself is never imported; only its file list is read.
+    cn_clip itself is never imported; only its file list is read (see helpers.loading.uer_vocab_file).
     """
-    for entry in importlib.metadata.files("cn-clip") or []:
-        if str(entry).replace("\\", "/").endswith("cn_clip/clip/vocab.txt"):
-            path = Path(entry.locate()).resolve()
-            check_vocab(path)
-            return path
-    raise FileNotFoundError("cn-clip is installed but has no cn_clip/clip/vocab.txt")
+    path = uer_vocab_file()
+    check_vocab(path)
+    return path
 
 
 def check_vocab(path: Path) -> list[str]:
