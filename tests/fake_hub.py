@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
+from helpers.registry import get_spec
+
+# The fake repository's commit is the one the course pins, so requests for "main" and for the pin both resolve.
+COMMIT = get_spec("gpt2-chinese").revision
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
