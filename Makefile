@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 	$(OFFLINE) $(BIN)/python -m helpers download smollm2
 	touch $(STAMP)
 
+# JupyterLab refuses to run as root unless told to (containers often run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. course/00_setup.ipynb
+	$(BIN)/jupyter lab --notebook-dir=. $(ALLOW_ROOT) course/00_setup.ipynb
 
 test: setup
 	$(OFFLINE) $(BIN)/python -m pytest -p no:cacheprovider tests course solutions \
