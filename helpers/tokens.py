@@ -46,8 +46,11 @@ def encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
 
 
 def has_char_vocab(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """True for the BERT-style Chinese vocabulary, whose decoded text has spaces between characters."""
-    return "[CLS]" in tokenizer.get_vocab() and "##的" in tokenizer.get_vocab()
+    """True for the BERT-style Chinese vocabulary, whose decoded text has spaces between characters.
+
+    Looks up two tokens instead of building the whole vocabulary dict (that took ~10 ms a call).
+    """
+    return tokenizer.unk_token_id not in tokenizer.convert_tokens_to_ids(["[CLS]", "##的"])
 
 
 def decode(tokenizer: PreTrainedTokenizerBase, ids: list[int], skip_special_tokens: bool = False) -> str:
