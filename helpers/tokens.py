@@ -59,15 +59,19 @@ def decode(tokenizer: PreTrainedTokenizerBase, ids: list[int], skip_special_toke
     return _DECODE_SPACE.sub("", text) if has_char_vocab(tokenizer) else text
 
 
-def token_table(tokenizer: PreTrainedTokenizerBase, text: str) -> list[TokenRow]:
-    """One row per token of `text`: position, token, id, vocab.txt line, and whether it is special/[UNK]."""
-    ids = encode(tokenizer, text)
+def token_rows(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[TokenRow]:
+    """One row per id: position, token, id, vocab.txt line, and whether it is special/[UNK]."""
     tokens = tokenizer.convert_ids_to_tokens(ids)
     special = set(tokenizer.all_special_ids)
     return [
         TokenRow(i, tok, tid, vocab_line(tid), tid in special, tid == tokenizer.unk_token_id)
         for i, (tok, tid) in enumerate(zip(tokens, ids))
     ]
+
+
+def token_table(tokenizer: PreTrainedTokenizerBase, text: str) -> list[TokenRow]:
+    """The token rows of a text (encoded without added special tokens)."""
+    return token_rows(tokenizer, encode(tokenizer, text))
 
 
 def unknown_characters(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:

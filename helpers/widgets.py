@@ -21,7 +21,7 @@ from .loading import load_model
 from .plotting import is_byte_level, plot_next_token_probs
 from .registry import MODELS
 from .sampling import next_token_probs, pick_next_token
-from .tokens import TokenRow, decode, encode, readable_token, tokens_html, vocab_line
+from .tokens import decode, encode, readable_token, token_rows, tokens_html
 
 Loader = Callable[[str], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
 
@@ -38,14 +38,6 @@ class Settings:
     temperature: float = 0.0
     top_k: int | None = None
     top_p: float | None = None
-
-
-def token_rows(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[TokenRow]:
-    """Token rows (as in `token_table`) for ids we already have, so appended tokens are shown exactly as chosen."""
-    special = set(tokenizer.all_special_ids)
-    tokens = tokenizer.convert_ids_to_tokens(ids)
-    return [TokenRow(i, t, tid, vocab_line(tid), tid in special, tid == tokenizer.unk_token_id)
-            for i, (t, tid) in enumerate(zip(tokens, ids))]
 
 
 def format_prob(prob: float) -> str:

@@ -8,7 +8,6 @@ import pytest
 
 from helpers.__main__ import main
 from helpers.generation import generate
-from helpers.loading import load_model
 
 
 def run(capsys, *argv):

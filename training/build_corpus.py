@@ -21,7 +21,6 @@ Output files in build/corpus/ (one sample per line, special tokens written into 
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import random
