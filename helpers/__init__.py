@@ -10,7 +10,7 @@ from .generation import Candidate, Generation, Step, generate
 from .loading import ModelSource, load_model
 from .registry import MODELS, ModelSpec, get_spec
 from .sampling import next_token_probs, pick_next_token, softmax, top_k_filter, top_p_filter
-from .tokens import decode, encode, format_token_table, token_table, tokens_html, vocab_line
+from .tokens import decode, encode, format_token_table, token_rows, token_table, tokens_html, vocab_line
 
 __all__ = [
     "MODELS",
@@ -33,6 +33,7 @@ __all__ = [
     "softmax",
     "split_turns",
     "template_prompt",
+    "token_rows",
     "token_table",
     "tokens_html",
     "top_k_filter",
