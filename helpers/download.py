@@ -86,12 +86,17 @@ def hub_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(xdg_cache).expanduser() / "huggingface" / "hub"
 
 
+def course_cache_dir() -> Path:
+    """Folder for the course's own files (converted SmolLM2, hand-downloaded models): LLM_COURSE_CACHE or
+    ~/.cache/llm-course."""
+    return Path(os.environ.get("LLM_COURSE_CACHE") or Path.home() / ".cache" / "llm-course").expanduser()
+
+
 def course_models_dir() -> Path:
-    """Where the course looks for hand-downloaded models: LLM_COURSE_MODELS, else ~/.cache/llm-course/models."""
+    """Where the course looks for hand-downloaded models: LLM_COURSE_MODELS, else course_cache_dir()/models."""
     if os.environ.get("LLM_COURSE_MODELS"):
         return Path(os.environ["LLM_COURSE_MODELS"]).expanduser()
-    course_cache = os.environ.get("LLM_COURSE_CACHE") or Path.home() / ".cache" / "llm-course"
-    return Path(course_cache).expanduser() / "models"
+    return course_cache_dir() / "models"
 
 
 def repo_folder(spec: ModelSpec) -> str:

@@ -11,7 +11,6 @@ Order of preference:
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from . import download
+from .download import course_cache_dir
 from .registry import ModelSpec, get_spec
 
 
@@ -49,12 +49,7 @@ class ModelSource:
 
 def offline_forced() -> bool:
     """True when LLM_COURSE_OFFLINE=1: use only what ships with the course."""
-    return os.environ.get("LLM_COURSE_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
-def course_cache_dir() -> Path:
-    """Folder for the course's own cache (the converted SmolLM2): LLM_COURSE_CACHE or ~/.cache/llm-course."""
-    return Path(os.environ.get("LLM_COURSE_CACHE") or Path.home() / ".cache" / "llm-course")
+    return download.env_flag("LLM_COURSE_OFFLINE")
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -137,7 +132,7 @@ def untrained_gpt2_folder(spec: ModelSpec) -> Path:
     from transformers import GPT2Config
 
     folder = course_cache_dir() / f"{spec.name}-untrained"
-    if not (folder / "config.json").is_file():
+    if not (folder / "model.safetensors").is_file():
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(uer_vocab_file(), folder / "vocab.txt")
         BertTokenizerFast.from_pretrained(str(folder)).save_pretrained(folder)
