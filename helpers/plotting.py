@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from .fonts import use_chinese_font
 from .generation import Candidate, Generation, top_candidates
 from .sampling import softmax
-from .tokens import encode, looks_byte_level, readable_token
+from .tokens import encode, is_byte_level, looks_byte_level, readable_token
 
 COLOURS = {
     "input": "#f5f5f5",
@@ -60,12 +60,6 @@ def show_figures_in_notebooks() -> None:
     shell = get_ipython()
     if shell is not None:
         shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
-
-
-def is_byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """True for byte-level BPE tokenizers (SmolLM2, GPT-2 English), False for the Chinese character vocabulary."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
 
 
 def labels_of(tokens: list[str], byte_level: bool | None = None) -> list[str]:

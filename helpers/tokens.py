@@ -53,6 +53,12 @@ def has_char_vocab(tokenizer: PreTrainedTokenizerBase) -> bool:
     return tokenizer.unk_token_id not in tokenizer.convert_tokens_to_ids(["[CLS]", "##的"])
 
 
+def is_byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True for byte-level BPE tokenizers (SmolLM2, GPT-2 English), False for the Chinese character vocabulary."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
+
+
 def decode(tokenizer: PreTrainedTokenizerBase, ids: list[int], skip_special_tokens: bool = False) -> str:
     """Text of a list of ids, without the spaces a character-level tokenizer puts between characters."""
     text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)

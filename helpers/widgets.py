@@ -18,10 +18,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .generation import Candidate, top_candidates
 from .loading import load_model
-from .plotting import is_byte_level, plot_next_token_probs
+from .plotting import plot_next_token_probs
 from .registry import MODELS
 from .sampling import next_token_probs, pick_next_token
-from .tokens import decode, encode, readable_token, token_rows, tokens_html
+from .tokens import decode, encode, is_byte_level, readable_token, token_rows, tokens_html
 
 Loader = Callable[[str], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
 
