@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .sampling import check_sampling_args, next_token_probs, pick_next_token
+from .sampling import check_sampling_args, draw, next_token_probs
 from .tokens import CourseNotice, decode, encode, warn_unknown
 
 
@@ -148,8 +148,8 @@ def generate(
         else:
             output = model(input_ids=input_ids, use_cache=False)
         logits = output.logits[0, -1].float().cpu()
-        next_id = pick_next_token(logits, temperature, top_k, top_p, generator)
-        probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)
+        probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)  # computed once, shown in the trace
+        next_id = int(torch.argmax(logits)) if temperature == 0 else draw(probs, generator)
         token = tokenizer.convert_ids_to_tokens(next_id)
         steps.append(Step(index, next_id, token, float(probs[next_id]), top_candidates(tokenizer, probs, top_n)))
         input_ids = torch.cat([input_ids, torch.tensor([[next_id]], device=device)], dim=1)

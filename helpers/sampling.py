@@ -77,6 +77,11 @@ def next_token_probs(
     return softmax(scores)
 
 
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> int:
+    """One random token id, drawn in proportion to `probs` (like drawing a ball from a bag)."""
+    return int(torch.multinomial(probs, num_samples=1, generator=generator))
+
+
 def pick_next_token(
     logits: torch.Tensor,
     temperature: float = 0.0,
@@ -88,5 +93,4 @@ def pick_next_token(
     if temperature == 0:
         check_sampling_args(temperature, top_k, top_p)
         return int(torch.argmax(logits))
-    probs = next_token_probs(logits, temperature, top_k, top_p)
-    return int(torch.multinomial(probs, num_samples=1, generator=generator))
+    return draw(next_token_probs(logits, temperature, top_k, top_p), generator)
