@@ -167,3 +167,31 @@ def test_reply_test_counts_only_replies_judged_relevant(tmp_path: Path) -> None:
     judgements.write_text("你好\t你好呀\tyes\n", encoding="utf-8")
     with pytest.raises(ValueError, match="judgements.tsv:1"):
         read_judgements(judgements)
+
+
+def held_out_table(card: str) -> list[tuple[str, ...]]:
+    """(user, reply, verdict) rows of the "Held-out replies" table in the chat model card."""
+    section = card.split("## Held-out replies", 1)[1]
+    rows = [line.strip("|").split(" | ") for line in section.split("\n") if line.startswith("| ")]
+    return [tuple(cell.strip() for cell in row) for row in rows[1:]]  # skip the header row
+
+
+def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
+    from transformers import BertTokenizerFast, GPT2LMHeadModel
+
+    from training.evaluate_standin import JUDGEMENTS, greedy, read_judgements, to_text
+
+    folder = STANDINS / "gpt2-chinese-chat"
+    rows = held_out_table((folder / "README.md").read_text(encoding="utf-8"))
+    assert len(rows) >= 100
+    model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder))
+    verdicts = read_judgements(JUDGEMENTS)
+    for user, reply, verdict in rows:
+        new = greedy(model, tokenizer, f"[CLS]{user}[SEP]", 40, stop_at_sep=True)
+        assert 102 in new, user  # every reply ends with [SEP] within 40 tokens
+        assert to_text(tokenizer, new[:new.index(102)]) == reply, user  # the card shows this model's replies
+        assert verdict == {True: "yes", False: "no"}[verdicts[(user, reply)]], user  # every reply was judged
+    relevant = sum(verdict == "yes" for _, _, verdict in rows)
+    # Regression guard at the measured level (the issue's target is 90%; the card reports the gap).
+    assert relevant >= 0.7 * len(rows), (relevant, len(rows))

