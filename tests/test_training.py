@@ -179,7 +179,7 @@ def held_out_table(card: str) -> list[tuple[str, ...]]:
 def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
     from transformers import BertTokenizerFast, GPT2LMHeadModel
 
-    from training.evaluate_standin import JUDGEMENTS, greedy, read_judgements, to_text
+    from training.evaluate_standin import JUDGEMENTS, greedy_reply, read_judgements
 
     folder = STANDINS / "gpt2-chinese-chat"
     rows = held_out_table((folder / "README.md").read_text(encoding="utf-8"))
@@ -188,9 +188,9 @@ def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
     tokenizer = BertTokenizerFast.from_pretrained(str(folder))
     verdicts = read_judgements(JUDGEMENTS)
     for user, reply, verdict in rows:
-        new = greedy(model, tokenizer, f"[CLS]{user}[SEP]", 40, stop_at_sep=True)
-        assert 102 in new, user  # every reply ends with [SEP] within 40 tokens
-        assert to_text(tokenizer, new[:new.index(102)]) == reply, user  # the card shows this model's replies
+        generated, ended_with_sep = greedy_reply(model, tokenizer, user)
+        assert ended_with_sep, user  # every reply ends with [SEP] within 40 tokens
+        assert generated == reply, user  # the card shows this model's replies
         assert verdict == {True: "yes", False: "no"}[verdicts[(user, reply)]], user  # every reply was judged
     relevant = sum(verdict == "yes" for _, _, verdict in rows)
     # Regression guard at the measured level (the target is 90%; the card reports the gap).

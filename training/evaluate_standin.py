@@ -72,6 +72,13 @@ def greedy(model, tokenizer, text: str, max_new_tokens: int, stop_at_sep: bool) 
     return out[0, ids.shape[1]:].tolist()
 
 
+def greedy_reply(model, tokenizer, user: str, max_new_tokens: int = 40) -> tuple[str, bool]:
+    """The greedy reply to one user turn (`[CLS]turn[SEP]`) and whether it ended with [SEP] in time."""
+    new = greedy(model, tokenizer, f"[CLS]{user}[SEP]", max_new_tokens, stop_at_sep=True)
+    has_sep = SEP_ID in new
+    return to_text(tokenizer, new[:new.index(SEP_ID)] if has_sep else new), has_sep
+
+
 def repetition(ids: list[int]) -> dict:
     """Simple repetition measures: share of distinct tokens and the longest run of one token."""
     longest, run = 0, 0
@@ -107,9 +114,7 @@ def chat_eval(model, tokenizer, eval_file: Path, judgements: Path = JUDGEMENTS) 
     verdicts = read_judgements(judgements)
     examples = []
     for prompt in prompts:
-        new = greedy(model, tokenizer, f"[CLS]{prompt}[SEP]", 40, stop_at_sep=True)
-        has_sep = SEP_ID in new
-        reply = to_text(tokenizer, new[:new.index(SEP_ID)] if has_sep else new)
+        reply, has_sep = greedy_reply(model, tokenizer, prompt)
         examples.append({"user": prompt, "reply": reply, "ended_with_sep": has_sep,
                          "relevant": verdicts.get((prompt, reply))})
     count = max(len(examples), 1)
