@@ -85,11 +85,41 @@ def test_micro_chat_fine_tune_from_base(tmp_path: Path) -> None:
     train(TrainConfig(stage="base", out=tmp_path / "base", checkpoint_dir=tmp_path / "c1", steps=10, lr=1e-2,
                       **common))
     result = train(TrainConfig(stage="chat", out=tmp_path / "chat", init=tmp_path / "base",
-                               checkpoint_dir=tmp_path / "c2", steps=15, lr=1e-2, **common))
+                               checkpoint_dir=tmp_path / "c2", steps=15, lr=1e-2, mask_first_turn=True,
+                               turn_dropout=0.1, **common))
     assert result["train_losses"][-1] < result["train_losses"][0]
     from transformers import GenerationConfig
 
     assert GenerationConfig.from_pretrained(str(tmp_path / "chat")).eos_token_id == 102
+
+
+def test_mask_first_turn_leaves_only_the_replies_as_targets() -> None:
+    from training.train_standin import CLS_ID, SEP_ID, collate
+
+    dialogue = [CLS_ID, 791, 1921, SEP_ID, 1962, 8024, SEP_ID, 2769, SEP_ID]  # [CLS]今天[SEP]好，[SEP]我[SEP]
+    batch = collate([dialogue, [CLS_ID, 791, 1921]], mask_first_turn=True)
+    assert batch["labels"][0].tolist() == [-100] * 4 + [1962, 8024, SEP_ID, 2769, SEP_ID]
+    assert batch["labels"][1].tolist() == [CLS_ID, 791, 1921] + [-100] * 6  # no [SEP]: nothing masked
+    assert batch["input_ids"][0].tolist() == dialogue  # only the targets change, not the inputs
+    assert collate([dialogue])["labels"][0].tolist() == dialogue
+    noisy = [CLS_ID, 100, 1921, SEP_ID, 1962, 8024, SEP_ID, 2769, SEP_ID]  # 今 dropped to [UNK]
+    batch = collate([dialogue], inputs=[noisy])
+    assert batch["input_ids"][0].tolist() == noisy and batch["labels"][0].tolist() == dialogue
+
+
+def test_turn_dropout_touches_only_the_first_turn() -> None:
+    import random
+
+    from training.train_standin import CLS_ID, SEP_ID, UNK_ID, drop_first_turn_tokens
+
+    sample = [CLS_ID] + list(range(1000, 1200)) + [SEP_ID, 2769, 1962, SEP_ID]
+    dropped = drop_first_turn_tokens(sample, 0.3, random.Random(0))
+    assert len(dropped) == len(sample) and dropped[0] == CLS_ID and dropped[201:] == sample[201:]
+    changed = [i for i, (a, b) in enumerate(zip(sample, dropped)) if a != b]
+    assert all(dropped[i] == UNK_ID and 1 <= i <= 200 for i in changed)
+    assert 30 <= len(changed) <= 90  # about 30% of the 200 first-turn tokens
+    assert drop_first_turn_tokens(sample, 0.0, random.Random(0)) == sample
+    assert drop_first_turn_tokens([CLS_ID, 791, 1921], 0.9, random.Random(0)) == [CLS_ID, 791, 1921]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -123,21 +153,29 @@ def test_chat_standin_ends_its_reply_with_sep() -> None:
     prompt = torch.tensor([PROMPT_IDS])
     out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                          max_new_tokens=40, eos_token_id=102, pad_token_id=0)
-    assert 102 in out[0, prompt.shape[1]:].tolist()
+    new = out[0, prompt.shape[1]:].tolist()
+    assert new[-1] == 102
+    # Course notebooks 01 and 06 let it finish the user's turn first, as the real dialogbot model does:
+    # a short, non-repeating completion, then [SEP], then a reply that also ends with [SEP].
+    completion = new[:-1]
+    assert 1 <= len(completion) <= 6 and len(set(completion)) == len(completion), completion
+    reply = model.generate(input_ids=out, attention_mask=torch.ones_like(out), do_sample=False,
+                           max_new_tokens=40, eos_token_id=102, pad_token_id=0)[0, out.shape[1]:].tolist()
+    assert len(reply) >= 2 and reply[-1] == 102, reply
 
 
 def test_held_out_first_turns_never_open_a_training_dialogue() -> None:
-    import random
-
     from training.build_corpus import split_by_opening
 
-    dialogues = [[f"开场{i % 7}", f"回答{i}"] for i in range(70)] + [["你好", "你好呀"], ["你好", "嗨"]]
-    train_part, held_out = split_by_opening(dialogues, 0.25, random.Random(0))
+    dialogues = [[f"开场{i % 400}", f"回答{i}"] for i in range(1200)] + [["你好", "你好呀"], ["你好", "嗨"]]
+    train_part, held_out = split_by_opening(dialogues, 0.25)
     assert sorted(map(tuple, train_part + held_out)) == sorted(map(tuple, dialogues))
     held_openings = {d[0] for d in held_out}
-    assert len(held_openings) == 2  # a quarter of the 8 distinct first turns
+    assert 70 <= len(held_openings) <= 131  # about a quarter of the 401 distinct first turns
     assert not held_openings & {d[0] for d in train_part}
-    assert split_by_opening(dialogues, 0.25, random.Random(0)) == (train_part, held_out)  # seeded
+    # Adding dialogues moves no old first turn between the parts.
+    _, held_out_more = split_by_opening(dialogues + [[f"新开场{i}", "好"] for i in range(300)], 0.25)
+    assert held_openings == {d[0] for d in held_out_more} - {f"新开场{i}" for i in range(300)}
 
 
 def test_reply_test_counts_only_replies_judged_relevant(tmp_path: Path) -> None:

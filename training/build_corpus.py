@@ -24,6 +24,7 @@ Output files in build/corpus/ (one sample per line, special tokens written into 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import random
@@ -565,17 +566,19 @@ def split_train_val(items: list, fraction: float, rng: random.Random) -> tuple[l
     return items[n_val:], items[:n_val]
 
 
-def split_by_opening(dialogues: list[list[str]], fraction: float,
-                     rng: random.Random) -> tuple[list[list[str]], list[list[str]]]:
-    """Hold out every dialogue whose first turn is one of a random `fraction` of the distinct first turns.
+def split_by_opening(dialogues: list[list[str]], fraction: float) -> tuple[list[list[str]], list[list[str]]]:
+    """Hold out every dialogue whose first turn falls in the held-out `fraction` of all first turns.
 
     The held-out first turns then never start a training dialogue, so the reply test asks the chat model
-    about user turns it has not been trained to answer (a paraphrase of them usually was).
+    about user turns it has not been trained to answer (a paraphrase of them usually was). Whether a turn
+    is held out depends only on its text (a hash), so adding dialogues never moves an old turn between
+    the two parts and verdicts on old test replies stay usable.
     """
-    openings = sorted({d[0] for d in dialogues})
-    _, held_out = split_train_val(openings, fraction, rng)
-    held_out = set(held_out)
-    return ([d for d in dialogues if d[0] not in held_out], [d for d in dialogues if d[0] in held_out])
+    def held_out(turn: str) -> bool:
+        digest = hashlib.sha256(turn.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+    return ([d for d in dialogues if not held_out(d[0])], [d for d in dialogues if held_out(d[0])])
 
 
 def format_dialogue(turns: list[str]) -> str:
@@ -623,7 +626,7 @@ def build_corpus(args: argparse.Namespace) -> dict:
     chat_all = [d for d, ids in zip(chat_all, encoded) if ids.count(UNK_ID) == 0]
     stats["sources"]["dialogues"] = {"project": len(chat_project), "chatterbot": len(chat_bot),
                                      "kept": len(chat_all), "unk_rate": round(unk, 5)}
-    chat_train, chat_eval = split_by_opening(chat_all, args.chat_eval_fraction, rng)
+    chat_train, chat_eval = split_by_opening(chat_all, args.chat_eval_fraction)
     chat_train, chat_val = split_train_val(chat_train, args.val_fraction, rng)
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.build_corpus import REPO_ROOT, VOCAB_SIZE, load_tokenizer, locate_vocab
 
-PAD_ID, CLS_ID, SEP_ID = 0, 101, 102
+PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 100, 101, 102
 DEFAULT_CORPUS = REPO_ROOT / "build" / "corpus"
 DEFAULT_CHECKPOINTS = REPO_ROOT / "build" / "checkpoints"
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -57,6 +57,8 @@ class TrainConfig:
     n_layer: int = 4
     n_head: int = 6
     dropout: float = 0.0
+    mask_first_turn: bool = False
+    turn_dropout: float = 0.0
     eval_every: int = 200
     eval_batches: int = 20
     checkpoint_every: int = 200
@@ -99,8 +101,15 @@ def make_batches(samples: list[list[int]], batch_size: int, batch_tokens: int,
     return batches
 
 
-def collate(batch: list[list[int]]) -> dict[str, torch.Tensor]:
-    """Right-pad with [PAD]; padding gets attention 0 and label -100."""
+def collate(batch: list[list[int]], mask_first_turn: bool = False,
+            inputs: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad with [PAD]; padding gets attention 0 and label -100.
+
+    With mask_first_turn, the tokens up to and including the first [SEP] also get label -100: the loss
+    then covers only the replies, not the user's opening turn, which nothing before it can predict.
+    `inputs` (same lengths as batch, e.g. with some tokens dropped) replaces the model's input ids; the
+    labels always come from batch.
+    """
     width = max(len(s) for s in batch)
     input_ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -108,6 +117,12 @@ def collate(batch: list[list[int]]) -> dict[str, torch.Tensor]:
         input_ids[row, :len(sample)] = torch.tensor(sample)
         attention[row, :len(sample)] = 1
     labels = input_ids.masked_fill(attention == 0, -100)
+    for row, sample in enumerate(inputs or []):
+        input_ids[row, :len(sample)] = torch.tensor(sample)
+    if mask_first_turn:
+        for row, sample in enumerate(batch):
+            if SEP_ID in sample:
+                labels[row, :sample.index(SEP_ID) + 1] = -100
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
@@ -122,7 +137,7 @@ class ActiveVocab:
     """
 
     def __init__(self, active: list[int]):
-        active_set = set(active) | {CLS_ID, SEP_ID, 100}
+        active_set = set(active) | {CLS_ID, SEP_ID, UNK_ID}
         inactive = [i for i in range(VOCAB_SIZE) if i not in active_set]
         self.other_id = inactive[0]
         self.ids = torch.tensor(sorted(active_set), dtype=torch.long)
@@ -174,6 +189,16 @@ def sequence_loss(model, batch: dict[str, torch.Tensor], vocab: ActiveVocab, con
                                              ignore_index=-100, reduction=reduction)
 
 
+def drop_first_turn_tokens(sample: list[int], rate: float, rng: random.Random) -> list[int]:
+    """Replace each token of the first turn (between [CLS] and the first [SEP]) by [UNK] with probability
+    `rate`, so that the chat model learns to answer from several words of a turn, not from one.
+    Used for the inputs only: the targets stay the original tokens."""
+    if rate <= 0 or SEP_ID not in sample:
+        return sample
+    end = sample.index(SEP_ID)
+    return [UNK_ID if 0 < i < end and rng.random() < rate else token for i, token in enumerate(sample)]
+
+
 def endless_batches(samples: list[list[int]], config: TrainConfig, rng: random.Random,
                     skip: int) -> Iterator[dict[str, torch.Tensor]]:
     """Batches for ever (epoch after epoch); the first `skip` are drawn and dropped (for --resume)."""
@@ -182,7 +207,9 @@ def endless_batches(samples: list[list[int]], config: TrainConfig, rng: random.R
         for batch in make_batches(samples, config.batch_size, config.batch_tokens, rng):
             drawn += 1
             if drawn > skip:
-                yield collate(batch)
+                noise = random.Random(f"{config.seed}-{drawn}")  # per batch, so --resume draws the same
+                noisy = [drop_first_turn_tokens(sample, config.turn_dropout, noise) for sample in batch]
+                yield collate(batch, config.mask_first_turn, inputs=noisy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +252,7 @@ def evaluate_loss(model, samples: list[list[int]], vocab: ActiveVocab, config: T
     batches = make_batches(samples, config.batch_size, config.batch_tokens, random.Random(0))
     total_loss, total_tokens = 0.0, 0
     for batch in batches[:max_batches]:
-        inputs = {k: v.to(device) for k, v in collate(batch).items()}
+        inputs = {k: v.to(device) for k, v in collate(batch, config.mask_first_turn).items()}
         total_loss += sequence_loss(model, inputs, vocab, config, device, reduction="sum").item()
         total_tokens += int((inputs["labels"][:, 1:] != -100).sum())
     model.train()
@@ -400,6 +427,10 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-head", type=int, default=6)
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate while training (0 = none)")
+    parser.add_argument("--mask-first-turn", action="store_true",
+                        help="chat: no loss on the user's first turn (train on the replies only)")
+    parser.add_argument("--turn-dropout", type=float, default=0.0,
+                        help="chat: chance of replacing each token of the first turn by [UNK] while training")
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--eval-batches", type=int, default=20)
     parser.add_argument("--checkpoint-every", type=int, default=200)
