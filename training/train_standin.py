@@ -26,9 +26,9 @@ from typing import Iterator
 import torch
 from tqdm import tqdm
 
-from training.build_corpus import REPO_ROOT, VOCAB_SIZE, load_tokenizer, locate_vocab
+from training.build_corpus import REPO_ROOT, UNK_ID, VOCAB_SIZE, load_tokenizer, locate_vocab
 
-PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 100, 101, 102
+PAD_ID, CLS_ID, SEP_ID = 0, 101, 102
 DEFAULT_CORPUS = REPO_ROOT / "build" / "corpus"
 DEFAULT_CHECKPOINTS = REPO_ROOT / "build" / "checkpoints"
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -112,13 +112,12 @@ def collate(batch: list[list[int]], mask_first_turn: bool = False,
     """
     width = max(len(s) for s in batch)
     input_ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, sample in enumerate(batch):
-        input_ids[row, :len(sample)] = torch.tensor(sample)
+    for row, (sample, model_input) in enumerate(zip(batch, inputs or batch)):
+        input_ids[row, :len(model_input)] = torch.tensor(model_input)
+        labels[row, :len(sample)] = torch.tensor(sample)
         attention[row, :len(sample)] = 1
-    labels = input_ids.masked_fill(attention == 0, -100)
-    for row, sample in enumerate(inputs or []):
-        input_ids[row, :len(sample)] = torch.tensor(sample)
     if mask_first_turn:
         for row, sample in enumerate(batch):
             if SEP_ID in sample:
