@@ -143,8 +143,8 @@ def generate(
     for index in range(max_new_tokens):
         if use_cache:
             fed = input_ids if past is None else input_ids[:, -1:]
-            output = model(input_ids=fed, past_key_values=past, use_cache=True)
-            past = output.past_key_values
+            output = model(input_ids=fed, cache=past, use_cache=True)
+            past = output.cache
         else:
             output = model(input_ids=input_ids, use_cache=False)
         logits = output.logits[0, -1].float().cpu()
