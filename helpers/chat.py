@@ -3,17 +3,22 @@
 Two formats:
 - the Chinese dialogue GPT2 writes a conversation as `[CLS]A说的[SEP]B说的[SEP]A说的[SEP]...`;
 - SmolLM2 (like ChatGPT-style models) uses a chat template with `<|im_start|>` / `<|im_end|>`.
+
+Special tokens are handled as text ("[CLS]", "[SEP]") and turned into ids by the loaded tokenizer, so the same
+code serves the stand-in (uer vocabulary: [CLS]=101, [SEP]=102) and the real chat model, whose own vocabulary
+(13317 lines according to its project's public code) gives them other ids.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .generation import Generation, generate, stop_token_ids
+from .generation import Generation, context_length, generate, stop_token_ids
 from .registry import get_spec
-from .tokens import decode
+from .tokens import CourseNotice, decode, encode
 
 SEP = "[SEP]"
 CLS = "[CLS]"
@@ -58,18 +63,49 @@ class ChatSession:
     system: str | None = None
     history: list[str] = field(default_factory=list)
     last: Generation | None = None
+    first_seen: int = 0  # index of the oldest turn still in the prompt (older ones no longer fit the context)
 
     def prompt(self) -> str:
-        """The prompt the model sees for the current history."""
+        """The prompt the model sees for the current history (from `first_seen` on)."""
+        turns = self.history[self.first_seen:]
         if uses_chat_template(self.tokenizer):
-            return template_prompt(self.tokenizer, self.history, self.system)
-        return sep_prompt(self.history)
+            return template_prompt(self.tokenizer, turns, self.system)
+        return sep_prompt(turns)
+
+    def fit_context(self, max_new_tokens: int) -> None:
+        """Leave out the oldest turns, a user turn and its reply at a time, until prompt + reply fit the context.
+
+        The prompt keeps its start ([CLS] or the system prompt): cutting the token list from the left would drop it
+        and could cut a turn in half. A newest turn that is too long on its own is refused with a clear error.
+        """
+        room = context_length(self.model) - max_new_tokens
+        if room <= 0:  # generate() explains that max_new_tokens is too large
+            return
+        first_seen, dropped = self.first_seen, 0
+        while len(encode(self.tokenizer, self.prompt())) > room and self.first_seen < len(self.history) - 1:
+            self.first_seen += 2
+            dropped += 2
+        if dropped and len(encode(self.tokenizer, self.prompt())) <= room:
+            warnings.warn(
+                f"对话太长：最早的 {dropped} 句话已不再放进提示词（上下文长度 {context_length(self.model)}）。"
+                f" (The oldest {dropped} turns no longer fit the context and were left out of the prompt.)",
+                CourseNotice,
+                stacklevel=3,
+            )
+        if len(encode(self.tokenizer, self.prompt())) > room:
+            too_long = self.history.pop()
+            self.first_seen = first_seen
+            raise ValueError(
+                f"这一句有 {len(encode(self.tokenizer, too_long))} 个词元，放不进上下文（最多约 {room} 个）："
+                "请分成几句短一点的话。 (This turn alone does not fit the context; split it into shorter turns.)"
+            )
 
     def say(self, user_text: str, max_new_tokens: int = 40, **sampling) -> str:
         """Add the user's turn, generate until the stop token, add and return the reply."""
         if not user_text or not user_text.strip():
             raise ValueError("请输入一句话再发送。 (Say something first.)")
         self.history.append(user_text.strip())
+        self.fit_context(max_new_tokens)
         stop_tokens = get_spec(self.name).stop_tokens
         self.last = generate(
             self.model, self.tokenizer, self.prompt(), max_new_tokens, stop_tokens=stop_tokens, **sampling

@@ -66,7 +66,7 @@ MODELS: dict[str, ModelSpec] = {
             offline="standin-folder",
             standin="gpt2-chinese-chat",
             stop_tokens=("[SEP]",),
-            description="经过对话微调的中文 GPT2：用 [SEP] 分隔对话轮次",
+            description="中文闲聊 GPT2（dialogbot 项目；据其公开代码：用闲聊对话训练，自带 13317 个词元的词表）：用 [SEP] 分隔对话轮次",
         ),
         ModelSpec(
             name="smollm2",
