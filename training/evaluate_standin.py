@@ -201,6 +201,20 @@ def loss_text(is_chat: bool, settings: dict) -> str:
     return text
 
 
+# What the chat stand-in shares with the real chat model and what it does not (the hub copy is not readable offline).
+CHAT_ORIGINAL = (
+    "It uses the **same prompt format** as `shibing624/gpt2-dialogbot-base-chinese` (`[CLS]turn[SEP]turn[SEP]...`, "
+    "GPT2LMHeadModel, a BERT-style vocab.txt read by `BertTokenizerFast`) but **not the same vocabulary or size**. "
+    "This stand-in reads the 21128-entry uer/BERT Chinese vocabulary. According to the public code of the dialogbot "
+    "project (github.com/shibing624/dialogbot, `dialogbot/gpt/config/config.json`), the real model has its own "
+    "13317-entry vocabulary (`tokenizer_class` BertTokenizer), 12 layers, 768 dimensions and 1024 positions (about "
+    "96M parameters), and the project trained it on Chinese chit-chat dialogues; with a 13317-row embedding it "
+    "cannot be a fine-tune of the uer base model (21128 rows). The hub copy itself could not be read offline, so "
+    "these figures are not verified against it. Token ids differ between the two: [CLS]=101 and [SEP]=102 hold "
+    "for this stand-in only, and the course's code looks them up in whichever tokenizer is loaded. "
+)
+
+
 def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dict) -> str:
     """The English model card, filled with the measured numbers."""
     from transformers import GPT2Config
@@ -216,10 +230,12 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
     lines = [
         f"# gpt2-chinese-{'chat' if is_chat else 'base'} (offline teaching stand-in)",
         "",
-        f"A tiny Chinese GPT2 trained by this course so that its notebooks run without the Hugging Face hub. "
-        f"It has the **same format** as `{original}` (GPT2LMHeadModel, the 21128-entry BERT Chinese "
-        f"vocabulary read by `BertTokenizerFast`, 1024 positions) but is about "
-        f"{train.get('parameters', 0) / 1e6:.1f}M parameters instead of ~100M, so its text is much worse.",
+        "A tiny Chinese GPT2 trained by this course so that its notebooks run without the Hugging Face hub. "
+        + (CHAT_ORIGINAL + f"This stand-in has about {train.get('parameters', 0) / 1e6:.1f}M parameters, so its "
+           "text is much worse." if is_chat else
+           f"It has the **same format** as `{original}` (GPT2LMHeadModel, the 21128-entry BERT Chinese "
+           "vocabulary read by `BertTokenizerFast`, 1024 positions) but is about "
+           f"{train.get('parameters', 0) / 1e6:.1f}M parameters instead of ~100M, so its text is much worse."),
         "",
         "## Model",
         "",
@@ -228,7 +244,9 @@ def render_card(stage: str, folder: Path, result: dict, train: dict, corpus: dic
         f"- Weights: `model.safetensors` in float16; the folder is {result['folder_bytes'] / 1e6:.1f} MB. "
         "config.json says `dtype: float32`, so `from_pretrained` without a dtype loads float32 like the "
         "original checkpoint.",
-        "- Tokenizer: `vocab.txt` is the BERT Chinese vocabulary (ids: [PAD]=0, [UNK]=100, [CLS]=101, "
+        "- Tokenizer: `vocab.txt` is the uer/BERT Chinese vocabulary ("
+        + ("ids of this stand-in; the real chat model's differ: " if is_chat else "ids: ")
+        + "[PAD]=0, [UNK]=100, [CLS]=101, "
         "[SEP]=102, [MASK]=103, 今=791, 天=1921). Encode with `add_special_tokens=False` and write "
         "`[CLS]`/`[SEP]` into the text yourself.",
         f"- Generation settings (config.json and generation_config.json): pad_token_id 0, bos_token_id 101, "
