@@ -6,7 +6,8 @@
 
 `base` trains a GPT2LMHeadModel from scratch on build/corpus/base_{train,val}.txt; `chat` fine-tunes a
 saved base folder on build/corpus/chat_{train,val}.txt. The loss is next-token cross-entropy on every
-non-padding token. Checkpoints go to build/checkpoints/<stage>/ and --resume continues from there.
+non-padding token. Batching, the loss's shift, the optimisation step, evaluation and the learning-rate
+schedule are `helpers.training`, the code lesson 09 teaches with. Checkpoints go to build/checkpoints/<stage>/ and --resume continues from there.
 The output folder has the layout of uer/gpt2-chinese-cluecorpussmall (config.json, model.safetensors in
 fp16, vocab.txt, tokenizer files).
 """
@@ -26,6 +27,7 @@ from typing import Iterator
 import torch
 from tqdm import tqdm
 
+from helpers import training as shared
 from training.build_corpus import REPO_ROOT, UNK_ID, VOCAB_SIZE, load_tokenizer, locate_vocab
 
 PAD_ID, CLS_ID, SEP_ID = 0, 101, 102
@@ -75,30 +77,10 @@ class TrainConfig:
 def load_samples(path: Path, tokenizer, seq_len: int) -> list[list[int]]:
     """Token ids of each line (special tokens are already written in the text), cut to seq_len."""
     lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-    encoded = tokenizer(lines, add_special_tokens=False)["input_ids"]
-    return [ids[:seq_len] for ids in encoded if len(ids) >= 2]
+    return shared.encode_lines(tokenizer, lines, seq_len)
 
 
-def make_batches(samples: list[list[int]], batch_size: int, batch_tokens: int,
-                 rng: random.Random) -> list[list[list[int]]]:
-    """One epoch of batches: similar lengths together, at most batch_size rows and batch_tokens tokens."""
-    order = list(range(len(samples)))
-    rng.shuffle(order)
-    chunk = 64 * batch_size
-    batches: list[list[list[int]]] = []
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: len(samples[i]))
-        batch: list[list[int]] = []
-        for index in part:
-            longest = max(len(samples[index]), max((len(s) for s in batch), default=0))
-            if batch and (len(batch) >= batch_size or longest * (len(batch) + 1) > batch_tokens):
-                batches.append(batch)
-                batch = []
-            batch.append(samples[index])
-        if batch:
-            batches.append(batch)
-    rng.shuffle(batches)
-    return batches
+make_batches = shared.make_batches  # one epoch of length-bucketed batches (shared with lesson 09)
 
 
 def collate(batch: list[list[int]], mask_first_turn: bool = False,
@@ -110,19 +92,12 @@ def collate(batch: list[list[int]], mask_first_turn: bool = False,
     `inputs` (same lengths as batch, e.g. with some tokens dropped) replaces the model's input ids; the
     labels always come from batch.
     """
-    width = max(len(s) for s in batch)
-    input_ids = torch.full((len(batch), width), PAD_ID, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (sample, model_input) in enumerate(zip(batch, inputs or batch)):
-        input_ids[row, :len(model_input)] = torch.tensor(model_input)
-        labels[row, :len(sample)] = torch.tensor(sample)
-        attention[row, :len(sample)] = 1
+    collated = shared.collate(batch, inputs, pad_id=PAD_ID)
     if mask_first_turn:
         for row, sample in enumerate(batch):
             if SEP_ID in sample:
-                labels[row, :sample.index(SEP_ID) + 1] = -100
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+                collated["labels"][row, :sample.index(SEP_ID) + 1] = shared.IGNORE_INDEX
+    return collated
 
 
 class ActiveVocab:
@@ -182,10 +157,8 @@ def sequence_loss(model, batch: dict[str, torch.Tensor], vocab: ActiveVocab, con
     with autocast(config, device):
         hidden = model.transformer(input_ids=batch["input_ids"],
                                    attention_mask=batch["attention_mask"]).last_hidden_state
-        logits = vocab.logits(hidden[:, :-1], model.get_input_embeddings().weight)
-    targets = vocab.targets(batch["labels"][:, 1:])
-    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                             ignore_index=-100, reduction=reduction)
+        logits = vocab.logits(hidden, model.get_input_embeddings().weight)
+    return shared.next_token_loss(logits, vocab.targets(batch["labels"]), reduction)
 
 
 def drop_first_turn_tokens(sample: list[int], rate: float, rng: random.Random) -> list[int]:
@@ -247,23 +220,17 @@ def autocast(config: TrainConfig, device: torch.device):
 def evaluate_loss(model, samples: list[list[int]], vocab: ActiveVocab, config: TrainConfig,
                   device: torch.device, max_batches: int | None = None) -> float:
     """Mean next-token cross-entropy per predicted token over (the first batches of) samples."""
-    model.eval()
     batches = make_batches(samples, config.batch_size, config.batch_tokens, random.Random(0))
-    total_loss, total_tokens = 0.0, 0
-    for batch in batches[:max_batches]:
-        inputs = {k: v.to(device) for k, v in collate(batch, config.mask_first_turn).items()}
-        total_loss += sequence_loss(model, inputs, vocab, config, device, reduction="sum").item()
-        total_tokens += int((inputs["labels"][:, 1:] != -100).sum())
+    collated = (collate(batch, config.mask_first_turn) for batch in batches[:max_batches])
+    loss = shared.evaluate(model, collated, lambda m, b, reduction: sequence_loss(m, b, vocab, config, device,
+                                                                                 reduction), device)
     model.train()
-    return total_loss / max(total_tokens, 1)
+    return loss
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10% of the peak learning rate."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    return shared.lr_at(step, config.lr, config.warmup, config.steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,16 +353,10 @@ def train(config: TrainConfig) -> dict:
 
 def train_step(model, optimizer, batch: dict[str, torch.Tensor], vocab: ActiveVocab, lr: float,
                config: TrainConfig, device: torch.device) -> float:
-    """One optimizer step on one batch; returns the batch loss."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    batch = {k: v.to(device) for k, v in batch.items()}
-    loss = sequence_loss(model, batch, vocab, config, device)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+    """One optimizer step on one batch (helpers.training.train_step); returns the batch loss."""
+    shared.set_lr(optimizer, lr)
+    return shared.train_step(model, optimizer, shared.to_device(batch, device),
+                            lambda m, b: sequence_loss(m, b, vocab, config, device), max_grad_norm=1.0)
 
 
 def _cpu_has_bf16() -> bool:
