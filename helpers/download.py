@@ -36,6 +36,7 @@ from .registry import ModelSpec
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MIRROR_ENDPOINT = "https://hf-mirror.com"
 TRUE_VALUES = {"1", "true", "yes", "on"}
+SAFE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")  # what an ETag or commit may look like to become a path
 
 
 class DownloadError(RuntimeError):
@@ -156,6 +157,9 @@ def remote_file(spec: ModelSpec, filename: str, endpoint: str) -> RemoteFile:
     meta = get_hf_file_metadata(url, endpoint=endpoint)
     if not meta.commit_hash or not meta.etag:
         raise FileMetadataError(f"{url}: the answer has no X-Repo-Commit or ETag header")
+    if not SAFE_NAME.fullmatch(meta.etag) or not SAFE_NAME.fullmatch(meta.commit_hash):
+        # Both become file or folder names in the cache: "../x" would write outside it.
+        raise FileMetadataError(f"{url}: the ETag or X-Repo-Commit header is not a plain name")
     same_host = urlsplit(meta.location)[:2] == urlsplit(url)[:2]
     return RemoteFile(filename, meta.location, meta.etag.lower(), meta.size, meta.commit_hash, same_host)
 
@@ -429,6 +433,16 @@ def describe_failure(spec: ModelSpec, endpoint: str, error: BaseException, filen
         if isinstance(status, int) and status >= 500:
             return (f"服务器 {endpoint} 出错（HTTP {status}），可能是临时故障，稍后再试或换镜像",
                     f"server error HTTP {status} from {endpoint}; try again later or use a mirror")
+        if status in (408, 429):
+            return (f"{endpoint} 暂时不接受请求（HTTP {status}：超时或请求太多），已下载的部分会保留；"
+                    f"等几分钟再运行一次，会从断点继续",
+                    f"{endpoint} asked us to slow down (HTTP {status}); the partial file is kept, "
+                    f"run again in a few minutes to resume")
+        if status in (401, 403):
+            return (f"{endpoint} 拒绝访问（HTTP {status}）：可能需要登录（HF_TOKEN）、token 没有权限，"
+                    f"或者网络代理拦截了请求",
+                    f"{endpoint} denied access (HTTP {status}): a login (HF_TOKEN) or permission is needed, "
+                    f"or a proxy blocked the request")
         return f"{endpoint} 拒绝了请求（HTTP {status}）", f"{endpoint} refused the request (HTTP {status})"
     if isinstance(error, errors.FileMetadataError):
         return (f"{endpoint} 的回答缺少模型仓库应有的信息，它可能不是 Hugging Face 镜像，或被代理改写了",
@@ -464,9 +478,11 @@ def unreachable_message(
     zh_copy, en_copy = offline_copy(spec)
     if endpoint == MIRROR_ENDPOINT:
         mirror = f"镜像 {MIRROR_ENDPOINT} 也失败了：稍后重试，或用 --endpoint 换一个地址（例如 {DEFAULT_ENDPOINT}）。"
+        en_mirror = f"The mirror failed too: try again later or another address (--endpoint {DEFAULT_ENDPOINT})"
     else:
         mirror = (f"运行 python -m helpers download {spec.name} --endpoint {MIRROR_ENDPOINT}，或设置环境变量 "
                   f"HF_ENDPOINT={MIRROR_ENDPOINT}（在 notebook 里设置 os.environ[\"HF_ENDPOINT\"] 也立即生效）。")
+        en_mirror = f"Use a mirror (--endpoint {MIRROR_ENDPOINT} or HF_ENDPOINT)"
     return redact(
         f"无法下载 {spec.name}（{spec.hub_id}@{spec.revision}）：{zh}。\n"
         f"  细节 (details)：{type(error).__name__}: {detail}\n"
@@ -475,6 +491,6 @@ def unreachable_message(
         f"  2. 手动下载 (manual download)：从 {page} 下载 {files}，放进文件夹 {by_hand}，load_model 会自动找到它们。\n"
         f"  3. 先不管它：load_model 会改用{zh_copy}，课程照样能运行。下载中断的话，再运行一次会从断点继续。\n"
         f"Could not download {spec.hub_id}@{spec.revision} from {endpoint}: {en}. "
-        f"Use a mirror (--endpoint {MIRROR_ENDPOINT} or HF_ENDPOINT), or download {files} by hand into {by_hand}; "
+        f"{en_mirror}, or download {files} by hand into {by_hand}; "
         f"meanwhile load_model uses {en_copy}."
     )

@@ -8,10 +8,11 @@ import shutil
 import pytest
 import torch
 
-# Tests never reach the hub: only the models shipped with the course (and local test servers).
-os.environ.setdefault("LLM_COURSE_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never reach the hub: only the models shipped with the course (and local test servers). Forced, not
+# defaulted: a shell that exported LLM_COURSE_OFFLINE=0 must not send the suite online. (Download tests turn
+# these off inside one test with monkeypatch, and only ever talk to 127.0.0.x.)
+OFFLINE_ENV = {"LLM_COURSE_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg"}
+os.environ.update(OFFLINE_ENV)
 
 from transformers import BertTokenizerFast, GPT2Config, GPT2LMHeadModel  # noqa: E402
 

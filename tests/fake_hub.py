@@ -7,12 +7,21 @@ and size of LFS files), Content-Length, and 206 Partial Content for Range reques
 hub's X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound).
 
 Tests make it misbehave per file name (or "*" for every file) through its attributes:
-    status[name] = 503        HEAD and GET answer with that HTTP status
+    status[name] = 503        HEAD and GET answer with that HTTP status (401, 403, 408, 429, 5xx ...)
     get_status[name] = 500    only GET does
     drop_after[name] = n      the first GET sends n bytes of the body, then closes the connection
     down_after_drop = 503     ... and from then on GET of that file answers with this status
     body[name] = b"..."       GET sends these bytes instead (the headers still describe the real file)
+    etag[name] = "abc"        the ETag (and X-Linked-Etag) announced for the file instead of its hash
+    omit = {"etag", ...}      leave these headers (lower-case names) out of every file answer
+    redirect[name] = url      HEAD and GET answer 302 to url + the same path, like the hub sending an LFS file
+                              to its CDN (the 302 carries X-Repo-Commit, X-Linked-Etag and X-Linked-Size)
+    get_redirect[name] = url  only GET is redirected (HEAD answers 200 as usual)
+    commit = "..."            the commit "main" points to (change it to simulate a push during a download)
     echo_auth = True          error answers repeat the Authorization header (a leaky server, for token tests)
+
+`FakeHub(repos, host="127.0.0.2")` listens on another loopback address: to the client that is another host,
+so a second FakeHub there plays the CDN, and its `requests` show whether a token was sent to it.
 """
 
 from __future__ import annotations
@@ -44,12 +53,12 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def closed_port_url() -> str:
-    """An address on 127.0.0.1 where nothing listens (connection refused)."""
+def closed_port_url(host: str = "127.0.0.1") -> str:
+    """An address on `host` where nothing listens (connection refused)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -65,14 +74,21 @@ class Request:
 class FakeHub:
     """Serves `repos` ({repo_id: {filename: bytes}}) at revision "main" = COMMIT; use it as a context manager."""
 
-    def __init__(self, repos: dict[str, dict[str, bytes]], lfs: tuple[str, ...] = ("pytorch_model.bin",)):
+    def __init__(self, repos: dict[str, dict[str, bytes]], lfs: tuple[str, ...] = ("pytorch_model.bin",),
+                 host: str = "127.0.0.1"):
         self.repos = repos
         self.lfs = lfs
+        self.host = host
+        self.commit = COMMIT
         self.requests: list[Request] = []
         self.status: dict[str, int] = {}
         self.get_status: dict[str, int] = {}
         self.drop_after: dict[str, int] = {}
         self.body: dict[str, bytes] = {}
+        self.etag: dict[str, str] = {}
+        self.omit: set[str] = set()
+        self.redirect: dict[str, str] = {}
+        self.get_redirect: dict[str, str] = {}
         self.down_after_drop: int | None = None
         self.echo_auth = False
         self._server: ThreadingHTTPServer | None = None
@@ -88,7 +104,7 @@ class FakeHub:
         return [r for r in self.requests if r.method == "GET" and r.filename == filename]
 
     def __enter__(self) -> FakeHub:
-        self._server = QuietServer(("127.0.0.1", 0), make_handler(self))
+        self._server = QuietServer((self.host, 0), make_handler(self))
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
@@ -128,7 +144,7 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             hub.requests.append(Request(self.command, self.path, filename, headers))
             if match is None or match["repo"] not in hub.repos:
                 return self.error(404, "RepoNotFound", "Repository not found", send_body)
-            if match["revision"] not in ("main", COMMIT):
+            if match["revision"] not in ("main", hub.commit, COMMIT):
                 return self.error(404, "RevisionNotFound", "Invalid rev id", send_body)
             files = hub.repos[match["repo"]]
             if filename not in files:
@@ -138,11 +154,29 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 status = status or hub.get_status.get(filename) or hub.get_status.get("*")
             if status:
                 return self.error(status, None, "Internal Error", send_body)
+            target = hub.redirect.get(filename) or (hub.get_redirect.get(filename) if send_body else None)
+            if target:
+                return self.send_redirect(target.rstrip("/") + self.path, filename, files[filename])
             self.send_file(filename, files[filename], send_body)
 
-        def send_file(self, filename: str, data: bytes, send_body: bool) -> None:
+        def file_headers(self, filename: str, data: bytes) -> dict[str, str]:
+            """The metadata headers of a file answer, as the hub sends them (minus `hub.omit`)."""
             lfs = filename in hub.lfs
-            etag = sha256(data) if lfs else git_sha1(data)
+            etag = hub.etag.get(filename) or (sha256(data) if lfs else git_sha1(data))
+            headers = {"X-Repo-Commit": hub.commit, "ETag": f'"{etag}"'}
+            if lfs:
+                headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
+            return {name: value for name, value in headers.items() if name.lower() not in hub.omit}
+
+        def send_redirect(self, location: str, filename: str, data: bytes) -> None:
+            self.send_response(302)
+            for name, value in self.file_headers(filename, data).items():
+                self.send_header(name, value)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def send_file(self, filename: str, data: bytes, send_body: bool) -> None:
             payload = hub.body.get(filename, data) if send_body else data
             start, status = 0, 200
             wanted = RANGE.match(self.headers.get("Range", ""))
@@ -150,11 +184,8 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 start, status = int(wanted[1]), 206
             part = payload[start:]
             self.send_response(status)
-            self.send_header("X-Repo-Commit", COMMIT)
-            self.send_header("ETag", f'"{etag}"')
-            if lfs:
-                self.send_header("X-Linked-Etag", f'"{etag}"')
-                self.send_header("X-Linked-Size", str(len(data)))
+            for name, value in self.file_headers(filename, data).items():
+                self.send_header(name, value)
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Type", "application/octet-stream")
             if status == 206:
@@ -185,7 +216,7 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if hub.echo_auth:
                 self.send_header("X-Request-Id", str(self.headers.get("Authorization")))
             if commit:
-                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("X-Repo-Commit", hub.commit)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

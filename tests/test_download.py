@@ -10,6 +10,7 @@ import os
 import pickle
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ from fake_hub import COMMIT, FakeHub, closed_port_url, git_sha1, sha256
 SPEC = get_spec("gpt2-chinese")
 BIN = "pytorch_model.bin"
 SECRET = "hf_SECRETtoken0123456789abcdefXYZ"
+CDN_HOST = "127.0.0.2"  # another loopback address: another host, as far as the client can tell
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ def online(monkeypatch, tmp_path) -> Path:
                  "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HTTP_PROXY", "HTTPS_PROXY",
                  "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,127.0.0.2,localhost")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("LLM_COURSE_MODELS", str(tmp_path / "course-models"))
     # huggingface_hub read HF_HUB_OFFLINE (set to 1 by conftest) and the token path when it was imported.
@@ -63,6 +65,23 @@ def hub(repo_files, online):
     """The fake hub serving the course's gpt2-chinese repository."""
     with FakeHub({SPEC.hub_id: dict(repo_files)}) as server:
         yield server
+
+
+@pytest.fixture
+def cdn(repo_files, online):
+    """A second server with the same files on another host (127.0.0.2), playing the hub's CDN."""
+    with FakeHub({SPEC.hub_id: dict(repo_files)}, host=CDN_HOST) as server:
+        yield server
+
+
+@pytest.fixture
+def no_backoff(monkeypatch) -> list[float]:
+    """huggingface_hub waits 1, 2, 4 ... s before retrying a 408/429: record the waits instead of sleeping."""
+    from huggingface_hub.utils import _http
+
+    waits: list[float] = []
+    monkeypatch.setattr(_http, "time", SimpleNamespace(sleep=waits.append))
+    return waits
 
 
 def snapshot(cache: Path) -> Path:
@@ -463,3 +482,239 @@ def test_malicious_pickle_in_pytorch_model_bin_is_refused(repo_files, online, tm
 
     torch.load(folder / BIN, weights_only=False)  # control: the payload is live when unpickling is unrestricted
     assert marker.is_dir()
+
+
+# ---------------------------------------------------------------- 11 redirects: the token stays with the hub
+
+
+def assert_token_only_at_the_hub(hub: FakeHub, cdn: FakeHub) -> None:
+    """Every request to the hub carried the token; none of those to the other host did (and there were some)."""
+    assert hub.requests and all(r.headers.get("authorization") == f"Bearer {SECRET}" for r in hub.requests)
+    assert cdn.gets(BIN), "nothing was fetched from the other host"
+    for request in cdn.requests:
+        assert "authorization" not in request.headers, f"{request.method} {request.path} carried the token"
+        assert SECRET not in str(request.headers)
+
+
+def test_redirect_to_a_cdn_on_another_host_never_carries_the_token(hub, cdn, online, repo_files, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    hub.redirect[BIN] = cdn.url  # HEAD and GET of the weights answer 302 -> 127.0.0.2, as the real hub does
+    cdn.drop_after[BIN] = 300_000  # ... and the CDN drops the connection once: the resume goes there too
+
+    folder = download.download(SPEC, endpoint=hub.url)
+
+    assert (folder / BIN).read_bytes() == repo_files[BIN]
+    assert [r.method for r in hub.requests if r.filename == BIN and r.method == "GET"] == []  # bytes came from the CDN
+    first, second = cdn.gets(BIN)
+    assert "range" not in first.headers and second.headers["range"].startswith("bytes=")
+    assert_token_only_at_the_hub(hub, cdn)
+    assert partial_files(online) == []
+
+
+def test_a_get_redirected_to_another_host_drops_the_token(hub, cdn, online, repo_files, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    hub.get_redirect[BIN] = cdn.url  # HEAD says "here", GET says "over there": the HTTP client follows
+
+    folder = download.download(SPEC, endpoint=hub.url)
+
+    assert (folder / BIN).read_bytes() == repo_files[BIN]
+    assert len(hub.gets(BIN)) == 1 and len(cdn.gets(BIN)) == 1
+    assert_token_only_at_the_hub(hub, cdn)
+
+
+# ---------------------------------------------------------------- 12 a server that does not answer like the hub
+
+
+@pytest.mark.parametrize("missing", [{"etag", "x-linked-etag"}, {"x-repo-commit"}])
+def test_answer_without_etag_or_commit_is_not_a_hub(hub, online, missing):
+    hub.omit = missing  # e.g. a proxy or a plain web server
+    with pytest.raises(download.DownloadError) as info:
+        download.download(SPEC, endpoint=hub.url)
+    assert "不是 Hugging Face 镜像" in str(info.value) and "missing X-Repo-Commit/ETag" in str(info.value)
+    assert_advice(str(info.value))
+    assert [r for r in hub.requests if r.method == "GET"] == []  # refused before any byte moved
+    assert not (online / download.repo_folder(SPEC) / "blobs").exists() or not any(
+        (online / download.repo_folder(SPEC) / "blobs").iterdir())
+    assert_nothing_loadable(online, *SPEC.files)
+
+
+@pytest.mark.parametrize("etag", ["../../../escaped", "..", ".hidden", "a/b"])
+def test_an_etag_that_would_be_a_path_outside_the_cache_is_refused(hub, online, tmp_path, etag):
+    hub.etag[BIN] = etag  # the blob's file name comes from the ETag
+    before = sorted(p for p in tmp_path.rglob("*") if "hf" not in p.relative_to(tmp_path).parts[:1])
+    with pytest.raises(download.DownloadError) as info:
+        download.download(SPEC, endpoint=hub.url)
+    assert "不是 Hugging Face 镜像" in str(info.value)
+    assert hub.gets(BIN) == []
+    after = sorted(p for p in tmp_path.rglob("*") if "hf" not in p.relative_to(tmp_path).parts[:1])
+    assert after == before  # nothing written outside the cache
+    assert not list(online.rglob("*escaped*")) and not list(online.rglob("*.incomplete"))
+
+
+def test_an_etag_that_is_no_hash_still_checks_the_size(hub, online, repo_files):
+    hub.etag[BIN] = "mirror-etag-0001"  # some mirrors: an opaque ETag, only the size can be verified
+    hub.body[BIN] = repo_files[BIN] + b"junk"
+    with pytest.raises(download.DownloadError, match="校验失败"):
+        download.download(SPEC, endpoint=hub.url)
+    assert_nothing_loadable(online, BIN)
+    assert partial_files(online) == []
+
+    hub.body.clear()
+    folder = download.download(SPEC, endpoint=hub.url)
+    assert (folder / BIN).read_bytes() == repo_files[BIN]
+    assert (online / download.repo_folder(SPEC) / "blobs" / "mirror-etag-0001").is_file()
+
+
+# ---------------------------------------------------------------- 13 refused, rate-limited, timed out
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_access_denied_says_login_or_proxy(hub, online, status, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    hub.status["*"] = status
+    hub.echo_auth = True
+    with pytest.raises(download.DownloadError) as info:
+        download.download(SPEC, endpoint=hub.url)
+    message = str(info.value)
+    assert f"HTTP {status}" in message and "HF_TOKEN" in message and "代理" in message
+    assert_advice(message)
+    assert SECRET not in message
+    assert_nothing_loadable(online, *SPEC.files)
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_rate_limit_in_the_middle_keeps_the_partial_file_for_the_next_call(hub, online, repo_files, no_backoff,
+                                                                           status):
+    hub.drop_after[BIN] = 300_000
+    hub.down_after_drop = status  # the connection drops, then the server says "too many requests" / "timeout"
+    with pytest.raises(download.DownloadError) as info:
+        download.download(SPEC, endpoint=hub.url)
+    assert f"HTTP {status}" in str(info.value) and "断点" in str(info.value)
+    assert no_backoff, "huggingface_hub retried with a pause before giving up"
+    assert_nothing_loadable(online, BIN)
+    [partial] = partial_files(online)
+    kept = partial.stat().st_size
+    assert 0 < kept <= 300_000 and partial.read_bytes() == repo_files[BIN][:kept]
+
+    hub.get_status.clear()
+    folder = download.download(SPEC, endpoint=hub.url)
+    assert hub.gets(BIN)[-1].headers["range"] == f"bytes={kept}-"
+    assert (folder / BIN).read_bytes() == repo_files[BIN]
+    assert partial_files(online) == []
+
+
+# ---------------------------------------------------------------- 14 what an earlier run left in the cache
+
+
+def test_a_partial_file_longer_than_the_file_starts_over(hub, online, repo_files):
+    blobs = online / download.repo_folder(SPEC) / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{sha256(repo_files[BIN])}.incomplete").write_bytes(repo_files[BIN] + b"x" * 5000)
+
+    folder = download.download(SPEC, endpoint=hub.url)
+
+    assert "range" not in hub.gets(BIN)[-1].headers  # not resumed from a wrong offset
+    assert (folder / BIN).read_bytes() == repo_files[BIN]
+    assert partial_files(online) == []
+
+
+def test_a_complete_but_corrupt_partial_file_is_deleted_not_renamed(hub, online, repo_files):
+    blobs = online / download.repo_folder(SPEC) / "blobs"
+    blobs.mkdir(parents=True)
+    good = repo_files[BIN]
+    (blobs / f"{sha256(good)}.incomplete").write_bytes(bytes([good[0] ^ 1]) + good[1:])  # right size, wrong bytes
+
+    with pytest.raises(download.DownloadError, match="校验失败"):
+        download.download(SPEC, endpoint=hub.url)
+    assert_nothing_loadable(online, BIN)
+    assert partial_files(online) == [] and not (blobs / sha256(good)).exists()
+
+    folder = download.download(SPEC, endpoint=hub.url)  # the next run starts clean
+    assert (folder / BIN).read_bytes() == good
+
+
+def test_a_corrupt_blob_and_a_corrupt_pointer_in_the_cache_are_replaced(hub, online, repo_files):
+    folder = download.download(SPEC, endpoint=hub.url)
+    blob = (folder / BIN).resolve()
+    blob.write_bytes(b"\0" * len(repo_files[BIN]))  # e.g. a disk error, or another tool wrote there
+    (folder / "config.json").unlink()
+    (folder / "config.json").write_bytes(b"{}")  # a plain file where the link was, with the wrong content
+    (folder / "vocab.txt").unlink()  # incomplete snapshot: download() goes online again
+
+    assert download.download(SPEC, endpoint=hub.url) == folder
+    assert {name: (folder / name).read_bytes() for name in SPEC.files} == repo_files
+    assert blob.read_bytes() == repo_files[BIN]
+
+
+def test_repository_changed_during_the_download_is_reported_and_the_next_run_succeeds(
+        hub, online, repo_files, monkeypatch):
+    on_main = dataclasses.replace(SPEC, revision="main")
+    plain_save = download.save_to_cache
+
+    def push_after_first_file(spec, remote, cache, endpoint):
+        plain_save(spec, remote, cache, endpoint)
+        hub.commit = "c" * 40  # someone pushed to main after the first file arrived
+
+    monkeypatch.setattr(download, "save_to_cache", push_after_first_file)
+    with pytest.raises(download.DownloadError, match="changed during the download"):
+        download.download(on_main, endpoint=hub.url)
+    assert download.find_cached(on_main) is None
+
+    monkeypatch.setattr(download, "save_to_cache", plain_save)
+    folder = download.download(on_main, endpoint=hub.url)
+    assert folder.name == "c" * 40
+    assert {name: (folder / name).read_bytes() for name in SPEC.files} == repo_files
+
+
+# ---------------------------------------------------------------- 15 settings, advice and secrets (no server)
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_hub_offline_variables_refuse_inside_download(hub, online, monkeypatch, variable):
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(download.DownloadSettingsError, match="HF_HUB_OFFLINE=1") as info:
+        download.download(SPEC, endpoint=hub.url)
+    assert "离线替身模型" in str(info.value)
+    assert hub.requests == []
+
+
+def test_when_the_mirror_itself_fails_the_advice_names_another_address(hub, online, monkeypatch):
+    monkeypatch.setattr(download, "MIRROR_ENDPOINT", hub.url)  # pretend the fake hub is hf-mirror.com
+    hub.status["*"] = 503
+    with pytest.raises(download.DownloadError) as info:
+        download.download(SPEC, endpoint=hub.url)
+    message = str(info.value)
+    assert f"镜像 {hub.url} 也失败了" in message and f"--endpoint 换一个地址（例如 {download.DEFAULT_ENDPOINT}）" in message
+    assert f"--endpoint {hub.url}" not in message  # not advised to use what just failed
+
+
+def test_redact_scrubs_tokens_from_the_environment_the_login_file_and_the_text(monkeypatch, tmp_path):
+    login = tmp_path / "token"
+    login.write_text("saved-login-secret\n")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(login))
+    monkeypatch.setenv("HF_TOKEN", "env-secret-value")
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    text = "a env-secret-value b saved-login-secret c hf_AbCdEfGh12345678 d hf_short"
+    assert download.redact(text) == "a *** b *** c hf_*** d hf_short"
+
+
+def test_cache_folders_follow_huggingface_hub_precedence(monkeypatch, tmp_path):
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "LLM_COURSE_CACHE",
+                 "LLM_COURSE_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert download.hub_cache_dir() == tmp_path / "home" / ".cache" / "huggingface" / "hub"
+    assert download.course_models_dir() == tmp_path / "home" / ".cache" / "llm-course" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert download.hub_cache_dir() == tmp_path / "xdg" / "huggingface" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    assert download.hub_cache_dir() == tmp_path / "hf-home" / "hub"
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "old-name"))
+    assert download.hub_cache_dir() == tmp_path / "old-name"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    assert download.hub_cache_dir() == tmp_path / "hub-cache"
+    assert download.hub_cache_dir(tmp_path / "argument") == tmp_path / "argument"  # an explicit folder wins
+    monkeypatch.setenv("LLM_COURSE_CACHE", str(tmp_path / "course"))
+    assert download.course_models_dir() == tmp_path / "course" / "models"
+    monkeypatch.setenv("LLM_COURSE_MODELS", str(tmp_path / "by-hand"))
+    assert download.course_models_dir() == tmp_path / "by-hand"

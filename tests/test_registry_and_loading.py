@@ -39,9 +39,16 @@ def test_hf_hub_offline_without_cache_picks_the_shipped_copy(monkeypatch, tmp_pa
     assert (source, folder) == ("offline", None) and "HF_HUB_OFFLINE" in reason
 
 
-def test_device_is_cpu_unless_asked():
-    assert pick_device() == torch.device("cpu")
-    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+def test_device_is_cpu_unless_asked(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device() == torch.device("cpu") and pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cuda")  # CUDA first
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("mps")  # then Apple's MPS
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")  # then the CPU
+    assert pick_device("cuda:1") == torch.device("cuda", 1)  # anything else is taken as asked
 
 
 def test_stand_in_loads_with_the_uer_vocab(gpt2_base, capsys):
