@@ -1,11 +1,15 @@
-"""Wall time of each notebook in course/ and solutions/, run offline in a fresh kernel, and the total.
+"""Wall time and peak memory of each notebook in course/ and solutions/, run offline in a fresh kernel.
 
     .venv/bin/python -m benchmarks.notebooks                                   # every notebook
     .venv/bin/python -m benchmarks.notebooks course/08_kv_cache.ipynb --json    # some, as JSON
 
 The notebooks themselves are not changed. Each run executes a copy with `tools/run_notebooks.py`'s
-`execute`, in a scratch folder that mirrors the repository (links to everything else), so that relative
-paths inside the notebook resolve as usual and nothing is written back.
+`execute_measured`, in a scratch folder that mirrors the repository (links to everything else), so that relative
+paths inside the notebook resolve as usual and nothing is written back. Peak memory is the kernel process's
+peak resident set (VmHWM, Linux only): what one learner's notebook needs, for sizing a classroom machine.
+
+BUDGETS holds each notebook's run-time budget, the one place for them; tests/test_notebook_budgets.py (marker
+`slow`) runs every notebook and checks it.
 """
 
 from __future__ import annotations
@@ -23,15 +27,51 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.run_notebooks import OFFLINE_ENV, execute  # noqa: E402
+from tools.run_notebooks import OFFLINE_ENV, execute_measured  # noqa: E402
+
+# Run-time budget in seconds per notebook, matched by the start of its path (so "course/09_" covers whatever
+# lesson 09 is called, and a prefix without a notebook is no error). Set to about twice what each notebook took
+# on a shared, busy 2-core machine (December 2026, load average 6-9, see the report in the commit that set them),
+# so that a normal run on a slow classroom machine passes and a notebook that got much slower does not.
+BUDGETS: dict[str, float] = {
+    "course/00_": 60,
+    "course/01_": 90,
+    "course/02_": 60,
+    "course/03_": 90,
+    "course/04_": 120,
+    "course/05_": 90,
+    "course/06_": 90,
+    "course/07_": 90,
+    "course/08_": 120,
+    "course/09_": 240,
+    "course/10_": 180,
+    "solutions/01_": 90,
+    "solutions/02_": 60,
+    "solutions/03_": 90,
+    "solutions/04_": 90,
+    "solutions/05_": 90,
+    "solutions/06_": 90,
+    "solutions/07_": 90,
+    "solutions/08_": 120,
+    "solutions/09_": 240,
+    "solutions/10_": 180,
+}
+
+
+def budget_for(notebook: str) -> float | None:
+    """The run-time budget of a notebook given by its path relative to the repository (None: no budget)."""
+    matches = [prefix for prefix in BUDGETS if notebook.startswith(prefix)]
+    return BUDGETS[max(matches, key=len)] if matches else None
 
 
 @dataclass(frozen=True)
 class NotebookTime:
-    """How long one notebook took, top to bottom."""
+    """How long one notebook took, top to bottom, how much memory its kernel used, and what it sent to stderr."""
 
     notebook: str
     seconds: float
+    peak_rss_mb: float | None = None
+    stderr: tuple[str, ...] = ()
 
 
 def scratch_copy(notebook: Path, scratch: Path, root: Path = ROOT) -> Path:
@@ -57,10 +97,12 @@ def scratch_copy(notebook: Path, scratch: Path, root: Path = ROOT) -> Path:
 
 
 def time_notebook(notebook: Path, root: Path = ROOT, timeout: int = 600) -> NotebookTime:
-    """Execute a scratch copy of `notebook` in a fresh kernel; return its wall time."""
+    """Execute a scratch copy of `notebook` in a fresh kernel; return its wall time, peak memory and stderr."""
     with tempfile.TemporaryDirectory(prefix="notebook-benchmark-") as scratch:
-        seconds = execute(scratch_copy(notebook, Path(scratch), root), timeout=timeout)
-    return NotebookTime(str(notebook.resolve().relative_to(root.resolve())), round(seconds, 1))
+        run = execute_measured(scratch_copy(notebook, Path(scratch), root), timeout=timeout)
+    peak = round(run.peak_rss_mb) if run.peak_rss_mb is not None else None
+    return NotebookTime(str(notebook.resolve().relative_to(root.resolve())), round(run.seconds, 1), peak,
+                        tuple(run.stderr))
 
 
 def all_notebooks(root: Path = ROOT) -> list[Path]:
@@ -71,20 +113,29 @@ def all_notebooks(root: Path = ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in course/ and solutions/")
-    parser.add_argument("--json", action="store_true", help='print {"notebooks": [...], "total_s": ...}')
+    parser.add_argument("--json", action="store_true",
+                        help='print {"notebooks": [...], "total_s": ..., "max_peak_rss_mb": ...}')
     args = parser.parse_args(argv)
     os.environ.update(OFFLINE_ENV)
     times = []
+    if not args.json:
+        print(f"{'notebook':<45}{'time':>10}{'budget':>10}{'peak RSS':>12}")
     for notebook in args.notebooks or all_notebooks():
-        times.append(time_notebook(notebook))
+        times.append(result := time_notebook(notebook))
         if not args.json:
-            print(f"{times[-1].notebook:<45}{times[-1].seconds:>8.1f} s", flush=True)
+            budget = budget_for(result.notebook)
+            peak = f"{result.peak_rss_mb:.0f} MiB" if result.peak_rss_mb is not None else "?"
+            print(f"{result.notebook:<45}{result.seconds:>8.1f} s{budget or 0:>8.0f} s{peak:>12}", flush=True)
+            for line in result.stderr:
+                print(f"    stderr in {line}", flush=True)
     total = round(sum(t.seconds for t in times), 1)
+    peaks = [t.peak_rss_mb for t in times if t.peak_rss_mb is not None]
     if args.json:
-        print(json.dumps({"notebooks": [asdict(t) for t in times], "total_s": total, "cpu_count": os.cpu_count()},
+        print(json.dumps({"notebooks": [asdict(t) for t in times], "total_s": total,
+                          "max_peak_rss_mb": max(peaks, default=None), "cpu_count": os.cpu_count()},
                          ensure_ascii=False, indent=1))
     else:
-        print(f"{'total':<45}{total:>8.1f} s")
+        print(f"{'total':<45}{total:>8.1f} s{'':>10}{max(peaks, default=0):>8.0f} MiB")
     return 0
 
 

@@ -20,18 +20,9 @@ PROMPT = "[CLS]今天天气真"
 RUN_KEYS = {"model", "new_tokens", "method", "tokens_per_s", "peak_rss_mb"}
 
 
-def test_three_methods_give_the_same_ids(tiny_gpt2):
-    model, tok = tiny_gpt2
-    naive = bench.run_naive(model, tok, PROMPT, 8)
-    cached = bench.run_cached(model, tok, PROMPT, 8)
-    hf = bench.run_hf_generate(model, tok, PROMPT, 8)
-    assert len(naive) == 8
-    assert naive == cached == hf
-
-
 def test_time_methods_returns_the_schema_with_positive_numbers(tiny_gpt2):
     model, tok = tiny_gpt2
-    runs = bench.time_methods(model, tok, "tiny", PROMPT, 6, repeats=2)
+    runs = bench.time_methods(model, tok, "tiny", PROMPT, 6, repeats=2)  # raises unless all three give the same ids
     assert [r.method for r in runs] == ["naive", "cached", "generate"]
     payload = json.loads(bench.to_json(runs, repeats=2))
     assert len(payload["runs"]) == 3
@@ -105,6 +96,9 @@ def test_notebook_benchmark_runs_a_copy_and_leaves_the_notebook_unchanged(tmp_pa
     result = nb_bench.time_notebook(path, root=tmp_path)
     assert result.notebook == "course/01_x.ipynb"
     assert result.seconds > 0
+    assert result.stderr == ()
+    if Path("/proc/self/status").exists():  # the kernel's peak memory: a Python process with IPython loaded
+        assert 20 < result.peak_rss_mb < 2000
     assert path.read_text() == original  # no outputs written back
     assert not (tmp_path / "course" / "made_here.txt").exists()  # the run happened in the scratch copy
 
@@ -123,3 +117,27 @@ def test_scratch_copy_links_the_rest_of_the_repository(tmp_path):
     assert (scratch / "course" / "other.txt").read_text() == "o"
     with pytest.raises(ValueError):
         nb_bench.scratch_copy(tmp_path / "scratch" / "course" / "02_y.ipynb", tmp_path, root)
+
+
+def test_every_notebook_has_a_run_time_budget():
+    for path in nb_bench.all_notebooks():
+        name = path.relative_to(ROOT).as_posix()
+        budget = nb_bench.budget_for(name)
+        assert budget is not None and 0 < budget <= 600, f"{name}: budget {budget} (BUDGETS in benchmarks/notebooks.py)"
+
+
+def test_budgets_match_by_the_longest_prefix(monkeypatch):
+    monkeypatch.setattr(nb_bench, "BUDGETS", {"course/0": 10, "course/09_": 240, "solutions/": 5})
+    assert nb_bench.budget_for("course/09_training.ipynb") == 240
+    assert nb_bench.budget_for("course/01_text_generation.ipynb") == 10
+    assert nb_bench.budget_for("labs/01_text_generation.ipynb") is None
+
+
+def test_a_notebook_that_writes_to_stderr_is_reported(tmp_path):
+    (tmp_path / "course").mkdir()
+    cells = [nbformat.v4.new_code_cell("print('fine')"),
+             nbformat.v4.new_code_cell("import warnings\nwarnings.warn('old API', FutureWarning)")]
+    cells[1].metadata["tags"] = ["nbval-ignore-output"]  # ignored by nbval, still reported
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "course" / "02_w.ipynb")
+    result = nb_bench.time_notebook(tmp_path / "course" / "02_w.ipynb", root=tmp_path)
+    assert len(result.stderr) == 1 and result.stderr[0].startswith("cell 2: ") and "FutureWarning" in result.stderr[0]

@@ -3,6 +3,7 @@
 import pytest
 
 from helpers.chat import ChatSession, first_reply, sep_prompt, split_turns, template_prompt
+from helpers.tokens import decode, encode
 
 SEED_CHAT = "[CLS]今天天气真好[SEP]是的，你最近怎么样[SEP]挺好的，你呢[SEP]我也是，还在上班[SEP]"
 
@@ -39,12 +40,27 @@ def test_chat_session_keeps_history_and_grows_the_prompt(gpt2_chat):
     model, tok = gpt2_chat
     session = ChatSession(model, tok, "gpt2-chinese-chat")
     reply = session.say("今天天气真好", max_new_tokens=30)
+    first = session.last
+    assert first.prompt_ids == encode(tok, "[CLS]今天天气真好[SEP]")
+    assert first.stopped_by == "stop_token" and first.new_ids[-1] == tok.convert_tokens_to_ids("[SEP]") == 102
+    assert reply and reply == decode(tok, first.new_ids[:-1], skip_special_tokens=True).strip()
     assert session.history == ["今天天气真好", reply]
-    assert "[SEP]" not in reply
     assert session.prompt() == sep_prompt(["今天天气真好", reply])
-    session.say("你在做什么", max_new_tokens=30)
-    assert len(session.history) == 4
-    assert session.last.prompt_ids[0] == 101  # [CLS]
+
+    second = session.say("你在做什么", max_new_tokens=30)
+    assert session.history == ["今天天气真好", reply, "你在做什么", second]
+    assert session.last.prompt_ids == encode(tok, sep_prompt(session.history[:3]))  # the whole dialogue so far
+    assert session.last is not first
+
+
+def test_chat_session_system_prompt_replaces_the_default(smollm2):
+    model, tok = smollm2
+    session = ChatSession(model, tok, "smollm2", system="You are a pirate.")
+    session.say("Hi", max_new_tokens=3)
+    prompt = tok.decode(session.last.prompt_ids)
+    assert prompt.startswith("<|im_start|>system\nYou are a pirate.<|im_end|>")
+    assert prompt.count("<|im_start|>system") == 1 and "SmolLM" not in prompt  # not the template's default
+    assert session.last.prompt_ids == encode(tok, template_prompt(tok, ["Hi"], system="You are a pirate."))
 
 
 def test_chat_session_with_smollm2_stops_at_im_end(smollm2):

@@ -1,9 +1,13 @@
-"""The generation loop: equal to transformers' generate, cached == uncached, stops, bad input."""
+"""The generation loop: equal to transformers' generate, cached == uncached, sampling honours its options,
+stops, bad input."""
+
+import contextlib
 
 import pytest
 import torch
 
 from helpers.generation import generate, stop_token_ids
+from helpers.sampling import next_token_probs
 from helpers.tokens import CourseNotice
 
 PROMPT = "[CLS]今天天气真"
@@ -64,6 +68,51 @@ def test_trace_records_the_chosen_token_and_its_probability(tiny_gpt2):
         assert [c.id for c in step.top] == torch.topk(probs, 4).indices.tolist()
         assert step.top[0].id == step.id and step.token == tok.convert_ids_to_tokens(step.id)
         ids = torch.cat([ids, torch.tensor([[step.id]])], dim=1)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("options", [
+    {"temperature": 1.0, "top_k": 5},
+    {"temperature": 0.8, "top_p": 0.05},
+    {"temperature": 1.5, "top_k": 40, "top_p": 0.5},
+])
+def test_sampled_tokens_come_from_the_filtered_distribution(tiny_gpt2, options):
+    """Every sampled id is one the options allow, and the trace shows its probability under those options."""
+    model, tok = tiny_gpt2  # untrained: its distribution is nearly flat, so an ignored filter shows at once
+    result = generate(model, tok, PROMPT, max_new_tokens=12, seed=0, **options)
+    greedy = generate(model, tok, PROMPT, max_new_tokens=12)
+    ids = torch.tensor([result.prompt_ids])
+    for step in result.steps:
+        logits = model(ids).logits[0, -1]
+        if "top_k" in options:  # independent of the sampling code: one of the k highest scores
+            assert step.id in torch.topk(logits, options["top_k"]).indices.tolist()
+        probs = next_token_probs(logits, options["temperature"], options.get("top_k"), options.get("top_p"))
+        assert probs[step.id] > 0, f"step {step.index}: id {step.id} is outside the allowed set"
+        if "top_p" in options:  # allowed ids: the smallest most-probable set reaching top_p (< 1/4 of the vocab)
+            assert (probs > 0).sum() < len(tok) // 4
+        assert step.prob == pytest.approx(float(probs[step.id]), abs=1e-6)
+        assert [c.id for c in step.top] == torch.topk(probs, len(step.top)).indices.tolist()
+        ids = torch.cat([ids, torch.tensor([[step.id]])], dim=1)
+    assert result.new_ids != greedy.new_ids
+
+
+@pytest.mark.parametrize("max_new_tokens", [0, 1, 63])
+def test_max_new_tokens_boundaries(tiny_gpt2, max_new_tokens):
+    model, tok = tiny_gpt2  # context 64: at most 63 new tokens, the prompt then keeps its last token only
+    with pytest.warns(CourseNotice) if max_new_tokens == 63 else contextlib.nullcontext():
+        result = generate(model, tok, PROMPT, max_new_tokens=max_new_tokens)
+    assert len(result.new_ids) == len(result.steps) == max_new_tokens
+    assert len(result.prompt_ids) == (1 if max_new_tokens == 63 else 6)
+    assert result.stopped_by == "max_new_tokens"
+    if max_new_tokens == 0:
+        assert result.text == "" and result.ids == result.prompt_ids
+
+
+@pytest.mark.parametrize("bad", [64, 65, True, 2.0, "5", None])
+def test_max_new_tokens_must_be_an_int_below_the_context(tiny_gpt2, bad):
+    model, tok = tiny_gpt2
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, tok, PROMPT, max_new_tokens=bad)
 
 
 def test_sampling_is_repeatable_with_a_seed_and_varies_without(tiny_gpt2):
