@@ -58,15 +58,12 @@ def solution(request) -> Path:
 # ------------------------------------------------------------------------------ what is committed
 
 
-def test_one_lab_per_course_topic_with_matching_names():
+def test_one_lab_per_course_lesson_with_matching_names():
+    """Exactly one solution and one lab per lesson of course/ (00_setup has none), named like the lesson."""
     names = [path.name for path in SOLUTIONS]
-    assert len(names) >= 6
-    assert {"01", "02", "03", "04", "05", "08"} <= {name[:2] for name in names}
-    for name in names:
-        assert name == f"{name[:2]}_{COURSE_TOPICS[name[:2]]}.ipynb"
-        course = ROOT / "course" / name
-        if any((ROOT / "course").glob(f"{name[:2]}_*.ipynb")):
-            assert course.is_file(), f"course/ numbers {name[:2]} differently from labs/: expected {course.name}"
+    lessons = sorted(p.name for p in (ROOT / "course").glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("00_"))
+    assert names == lessons
+    assert {name[:2]: name[3:-6] for name in names if name[:2] in COURSE_TOPICS} == COURSE_TOPICS
     assert sorted(path.name for path in make_labs.solutions_in(LABS)) == names
 
 
@@ -75,14 +72,6 @@ def test_make_labs_check_passes_on_the_committed_labs():
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"全部 {len(SOLUTIONS)} 个练习都是最新的" in result.stdout
-
-
-def test_committed_lab_equals_the_regenerated_one(solution):
-    expected = make_labs.make_lab(read(solution), solution.name)
-    committed = read(LABS / solution.name)
-    for index, (want, got) in enumerate(zip(expected.cells, committed.cells)):
-        assert got.source == want.source, f"{solution.name} cell {index} differs: run python tools/make_labs.py"
-    assert make_labs.as_json(committed) == make_labs.as_json(expected)
 
 
 def test_lab_has_no_outputs_no_answers_and_numbered_stubs(solution):
@@ -120,16 +109,45 @@ def test_every_exercise_has_a_hint_and_a_checker(solution):
 
 def test_every_checker_call_in_the_executed_solution_passed(solution):
     calls = [cell for cell in read(solution).cells if is_checker_call(cell)]
-    assert len(calls) >= solution_blocks(read(solution))
+    assert len(calls) == solution_blocks(read(solution))
     for cell in calls:
         printed = "".join(out.get("text", "") for out in cell.outputs if out.output_type == "stream")
+        checker_calls = len(re.findall(r"^check_\w+\(", cell.source, re.M))
         verdicts = re.findall(r"^(✅|❌)", printed, re.M)
-        assert verdicts and set(verdicts) == {"✅"}, f"{solution.name}: {cell.source!r} printed {printed!r}"
+        assert verdicts == ["✅"] * checker_calls, f"{solution.name}: {cell.source!r} printed {printed!r}"
+        assert "retired" not in printed, "a solution uses a retired checker"
+
+
+def test_solutions_keep_nbval_markers_in_tags_not_comments(solution):
+    for cell in code_cells(read(solution)):
+        assert "NBVAL" not in cell.source, cell.source
+
+
+def test_the_opening_cell_says_how_to_ask_for_more_hints(solution):
+    lab = read(LABS / solution.name)
+    assert "hint()" in lab.cells[0].source and "hint(2)" in lab.cells[0].source
+    imports = next(cell.source for cell in code_cells(lab) if "from helpers.checks import" in cell.source)
+    assert re.search(r"from helpers\.checks import .*\bhint\b", imports)
+
+
+def test_stub_docstrings_are_in_chinese(solution):
+    for cell in code_cells(read(LABS / solution.name)):
+        if "NotImplementedError(" not in cell.source:
+            continue
+        docstrings = re.findall(r'"""(.*?)"""', cell.source, re.S)
+        assert docstrings and all(re.search(r"[\u4e00-\u9fff]", d) for d in docstrings), cell.source
 
 
 # ------------------------------------------------------------------------------ running a lab
 
 
+# Running a lab needs a fresh kernel (30-60 s each): two labs by default, all of them under -m slow.
+SAMPLED_LABS = ("01", "07")
+
+
+@pytest.mark.parametrize("solution", [
+    pytest.param(path, marks=() if path.name[:2] in SAMPLED_LABS else pytest.mark.slow, id=path.name[:2])
+    for path in SOLUTIONS])
 def test_lab_runs_and_fails_only_at_its_stubs(solution):
     """Fresh kernel, cwd = labs/: cells before the first exercise run cleanly; every error is a stub's."""
     lab = read(LABS / solution.name)
