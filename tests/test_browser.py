@@ -1,7 +1,9 @@
 """The explorer in a real JupyterLab, in headless Chromium: it appears, and a click changes the text.
 
-Needs Debian's chromium (`apt-get install chromium`) and the `playwright` Python package (`pip install playwright`;
-no `playwright install`: we drive the system browser). Without them the test is skipped and says so.
+Needs a system Chromium (`chromium` or `chromium-browser` on PATH: `apt-get install chromium`) and the `playwright`
+Python package (`pip install playwright`; no `playwright install`: we drive the system browser). Without them the
+test is skipped and says so, except under CI=true, where a missing tool is a failure with the same install hint:
+CI must never go green with the browser test skipped. `.ci/run` looks for Chromium the same way.
 A screenshot is kept in build/screenshots/next_token_explorer.png.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +26,7 @@ import pytest
 from helpers.fonts import bundled_font_file
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_NAMES = ("chromium", "chromium-browser")  # Debian's and Ubuntu's names; .ci/run uses the same two
 SCREENSHOT = ROOT / "build" / "screenshots" / "next_token_explorer.png"
 FAILURE_SCREENSHOT = SCREENSHOT.with_name("next_token_explorer_failure.png")
 CHROMIUM_ARGS = [
@@ -49,11 +52,55 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
-pytestmark = pytest.mark.skipif(
-    sync_playwright is None or not CHROMIUM.exists(),
-    reason="浏览器测试需要系统的 Chromium 和 playwright 包：运行 `apt-get install chromium` 和 "
-    "`.venv/bin/pip install playwright` 后即可启用。 (Needs /usr/bin/chromium and the playwright package.)",
-)
+INSTALL_HINT = ("浏览器测试需要系统的 Chromium 和 playwright 包：运行 `apt-get install chromium` 和 "
+                "`.venv/bin/pip install playwright` 后即可启用。 (Needs chromium or chromium-browser on PATH and the "
+                "playwright package.)")
+
+
+def find_chromium() -> Path | None:
+    """The system Chromium on PATH, under either of its usual names."""
+    found = next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
+    return Path(found) if found else None
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_chromium() -> Path:
+    """The browser to drive; without it (or without playwright) skip, or fail under CI=true."""
+    path = find_chromium()
+    if path is None or sync_playwright is None:
+        missing = "Chromium" if path is None else "playwright"
+        if on_ci():
+            pytest.fail(f"CI=true but {missing} is missing: {INSTALL_HINT}", pytrace=False)
+        pytest.skip(INSTALL_HINT)
+    return path
+
+
+@pytest.fixture
+def chromium() -> Path:
+    return require_chromium()
+
+
+def test_chromium_is_found_on_path_under_either_name(tmp_path, monkeypatch):
+    browser = tmp_path / "chromium-browser"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_chromium() == browser
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert find_chromium() is None
+
+
+def test_missing_browser_fails_under_ci_instead_of_skipping(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        require_chromium()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        require_chromium()
 
 
 def free_port() -> int:
@@ -167,12 +214,12 @@ def jupyter_lab(tmp_path):
         log.close()
 
 
-def test_explorer_appears_and_reacts_to_a_click(jupyter_lab, tmp_path):
+def test_explorer_appears_and_reacts_to_a_click(chromium, jupyter_lab, tmp_path):
     base, token = jupyter_lab
     fonts = write_fontconfig(tmp_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            str(tmp_path / "chromium-profile"), executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 1100}, timeout=60_000,
             env={**os.environ, "FONTCONFIG_FILE": str(fonts)},
         )

@@ -155,6 +155,21 @@ def test_nbval_markers_are_cell_tags_not_comments(path):
             f"{cell.source[:60]!r}: use the cell tag {IGNORE_TAG!r} (or nbval-skip) instead of a # NBVAL_ comment")
 
 
+# What would differ from run to run: memory addresses and wall-clock timings. nbval compares every cell that is
+# not tagged nbval-ignore-output, so such values may only appear in ignored cells (no sanitizing regexes).
+VOLATILE = re.compile(r"\b0x[0-9a-f]{6,}\b|\d(?:\.\d+)?\s?(?:ms|秒|毫秒)|\d\.\d+\s?s\b|tokens?/s\b|词元/秒")
+
+
+@pytest.mark.parametrize("path", STORED, ids=relative)
+def test_compared_outputs_hold_no_addresses_or_timings(path):
+    for cell in code_cells(read(path)):
+        if ignored(cell) or "nbval-skip" in cell.metadata.get("tags", []):
+            continue
+        for output in cell.outputs:
+            match = VOLATILE.search(output_text(output))
+            assert match is None, f"{cell.source[:60]!r} shows {match.group(0)!r}: tag the cell {IGNORE_TAG!r}"
+
+
 def verdicts(path: Path) -> list[tuple[str, str]]:
     """(label, values) of every verdict line stored in the notebook's outputs, ignored cells included."""
     found = []

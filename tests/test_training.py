@@ -214,7 +214,11 @@ def held_out_table(card: str) -> list[tuple[str, ...]]:
     return [tuple(cell.strip() for cell in row) for row in rows[1:]]  # skip the header row
 
 
-def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
+CARD_SAMPLE_EVERY = 15  # `make test` regenerates every 15th held-out reply (about 23); `-m slow` all of them
+
+
+def check_card_rows(step: int) -> None:
+    """Rows 0, step, 2*step, ... of the chat card's held-out table are this model's greedy replies, all judged."""
     from transformers import BertTokenizerFast, GPT2LMHeadModel
 
     from training.evaluate_standin import JUDGEMENTS, greedy_reply, read_judgements
@@ -225,11 +229,21 @@ def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
     model = GPT2LMHeadModel.from_pretrained(str(folder), dtype=torch.float32).eval()
     tokenizer = BertTokenizerFast.from_pretrained(str(folder))
     verdicts = read_judgements(JUDGEMENTS)
-    for user, reply, verdict in rows:
+    for user, reply, verdict in rows:  # every row's verdict matches the judgements file (cheap)
+        assert verdict == {True: "yes", False: "no"}[verdicts[(user, reply)]], user
+    for user, reply, _ in rows[::step]:
         generated, ended_with_sep = greedy_reply(model, tokenizer, user)
         assert ended_with_sep, user  # every reply ends with [SEP] within 40 tokens
         assert generated == reply, user  # the card shows this model's replies
-        assert verdict == {True: "yes", False: "no"}[verdicts[(user, reply)]], user  # every reply was judged
     relevant = sum(verdict == "yes" for _, _, verdict in rows)
     # Regression guard at the measured level (the issue's target is 90%; the card reports the gap).
     assert relevant >= 0.7 * len(rows), (relevant, len(rows))
+
+
+def test_chat_card_describes_the_shipped_model_and_its_judged_replies() -> None:
+    check_card_rows(CARD_SAMPLE_EVERY)
+
+
+@pytest.mark.slow
+def test_chat_card_every_held_out_reply_is_the_model_s() -> None:
+    check_card_rows(1)
