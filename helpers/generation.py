@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .sampling import check_sampling_args, draw, next_token_probs
+from .sampling import (check_repetition_args, check_sampling_args, draw, next_token_probs, no_repeat_ngram_filter,
+                       repetition_penalty_filter)
 from .tokens import CourseNotice, decode, encode, warn_unknown
 
 
@@ -123,14 +124,19 @@ def generate(
     stop_tokens: tuple[str, ...] | list[str] = (),
     use_cache: bool = True,
     top_n: int = 5,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
 ) -> Generation:
     """Generate up to `max_new_tokens` tokens after `prompt`, one at a time.
 
     temperature=0 (the default) is greedy and gives the same tokens as `model.generate(do_sample=False)`.
     A positive temperature samples, optionally restricted by top_k / top_p; `seed` makes it repeatable.
     Generation ends early when a token of `stop_tokens` is produced (it is kept in `new_ids`).
+    Against repetition: `repetition_penalty` > 1 lowers the scores of tokens already in the text, and
+    `no_repeat_ngram_size=n` forbids any n consecutive tokens to occur twice (both as in `model.generate`).
     """
     check_sampling_args(temperature, top_k, top_p)
+    check_repetition_args(repetition_penalty, no_repeat_ngram_size)
     prompt_ids, notices = prepare_prompt(tokenizer, prompt, max_new_tokens, context_length(model))
     stops = stop_token_ids(tokenizer, stop_tokens)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -148,6 +154,9 @@ def generate(
         else:
             output = model(input_ids=input_ids, use_cache=False)
         logits = output.logits[0, -1].float().cpu()
+        previous = input_ids[0].tolist()  # prompt and generated tokens so far
+        logits = repetition_penalty_filter(logits, previous, repetition_penalty)
+        logits = no_repeat_ngram_filter(logits, previous, no_repeat_ngram_size)
         probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)  # computed once, shown in the trace
         next_id = int(torch.argmax(logits)) if temperature == 0 else draw(probs, generator)
         token = tokenizer.convert_ids_to_tokens(next_id)

@@ -94,3 +94,53 @@ def pick_next_token(
         check_sampling_args(temperature, top_k, top_p)
         return int(torch.argmax(logits))
     return draw(next_token_probs(logits, temperature, top_k, top_p), generator)
+
+
+# ---------------------------------------------------------------------------------------------
+# Against repetition (复读机): change the scores of tokens that would repeat what is already there
+# ---------------------------------------------------------------------------------------------
+
+def check_repetition_args(repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0) -> None:
+    """Raise ValueError, with the fix in Chinese and English, for repetition settings that make no sense."""
+    if (isinstance(repetition_penalty, bool) or not isinstance(repetition_penalty, (int, float))
+            or math.isnan(repetition_penalty) or repetition_penalty <= 0):
+        raise ValueError(
+            f"repetition_penalty 必须是 > 0 的数，收到 {repetition_penalty!r}：1.0 表示不惩罚，常用 1.2 左右。"
+            f" (repetition_penalty must be a number > 0; 1.0 means no penalty.)"
+        )
+    if isinstance(no_repeat_ngram_size, bool) or not isinstance(no_repeat_ngram_size, int) or no_repeat_ngram_size < 0:
+        raise ValueError(
+            f"no_repeat_ngram_size 必须是 >= 0 的整数，收到 {no_repeat_ngram_size!r}：0 表示不限制，"
+            f"3 表示同样的 3 个连续词元不许出现第二次。 (no_repeat_ngram_size must be an integer >= 0; 0 is off.)"
+        )
+
+
+def repetition_penalty_filter(logits: torch.Tensor, previous_ids: list[int], penalty: float) -> torch.Tensor:
+    """CTRL's repetition penalty (Keskar et al., 2019), as transformers applies it.
+
+    Every token already in the sequence (prompt included) is made less likely, once, however often it occurred:
+    a positive score is divided by `penalty`, a negative one multiplied by it (dividing a negative score
+    would raise it). penalty=1.0 changes nothing.
+    """
+    if penalty == 1.0 or not previous_ids:
+        return logits
+    seen = torch.tensor(sorted(set(previous_ids)))
+    scores = logits[seen]
+    penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return logits.index_copy(-1, seen, penalised)
+
+
+def no_repeat_ngram_filter(logits: torch.Tensor, previous_ids: list[int], n: int) -> torch.Tensor:
+    """Forbid (-inf) every token that would complete an n-token sequence already in `previous_ids`.
+
+    The last n-1 tokens are the start of the n-gram being written; every earlier place where those same n-1
+    tokens occur bans the token that followed them there. n=0 changes nothing.
+    """
+    if n == 0 or len(previous_ids) < n:
+        return logits
+    start = previous_ids[len(previous_ids) - n + 1:]  # the last n-1 tokens
+    banned = {previous_ids[i + n - 1] for i in range(len(previous_ids) - n + 1)
+              if previous_ids[i:i + n - 1] == start}
+    if not banned:
+        return logits
+    return logits.index_fill(-1, torch.tensor(sorted(banned)), float("-inf"))
