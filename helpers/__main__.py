@@ -24,7 +24,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     for spec in MODELS.values():
         cached = "已缓存" if download.find_cached(spec) else "未缓存"
         offline = "离线替身 (stand-in)" if spec.offline == "standin-folder" else "GGUF（真实权重）"
-        print(f"{spec.name:<18} {spec.hub_id:<40} 真实模型{cached}；离线：{offline}  {spec.description}")
+        gated = "（受限仓库 gated：需同意条款并使用令牌）" if spec.gated else ""
+        print(f"{spec.name:<18} {spec.hub_id:<40} 真实模型{cached}{gated}；离线：{offline}  {spec.description}")
     return 0
 
 
@@ -46,10 +47,17 @@ def sampling_options(args: argparse.Namespace) -> dict:
     return {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
 
 
+def with_prefix(name: str, prompt: str) -> str:
+    """The prompt with the special token the model needs in front (Gemma: "<bos>"), unless it is already there."""
+    prefix = get_spec(name).prompt_prefix
+    return prompt if not prompt.strip() or prompt.startswith(prefix) else prefix + prompt
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Continue a prompt, used exactly as written (so '[CLS]今天天气真' works)."""
+    """Continue a prompt, used as written (so '[CLS]今天天气真' works); Gemma's "<bos>" is added when missing."""
     model, tokenizer = load_model(args.model, quiet=args.json)
-    result = generate(model, tokenizer, args.prompt, args.max_new_tokens, **sampling_options(args))
+    prompt = with_prefix(args.model, args.prompt)
+    result = generate(model, tokenizer, prompt, args.max_new_tokens, **sampling_options(args))
     if args.json:
         payload = {
             "prompt": args.prompt,
@@ -84,7 +92,8 @@ COURSE_FOLDER = "<course>"  # `--local-dir` given without a folder: the course's
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    """Fetch a real model into the HF cache or --local-dir (offline SmolLM2: convert its GGUF instead).
+    """Fetch a real model into the HF cache or --local-dir (offline SmolLM2 and Gemma 3: check and convert
+    their GGUF file instead; `make setup` runs this).
 
     Exit codes: 0 ready, 1 the download failed, 2 a setting must change first, 130 interrupted (run again to resume).
     """

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from . import download
 from .fonts import use_chinese_font
-from .loading import converted_gguf_dir, gguf_path, offline_forced
+from .loading import converted_gguf_dir, gguf_pieces, offline_forced, terms_path
 from .registry import MODELS
 
 KERNEL_NAME = "llm-course"
@@ -57,9 +57,11 @@ def model_checks() -> list[Check]:
         real = "真实模型已缓存" if download.find_cached(spec) else "真实模型未缓存"
         if spec.offline == "gguf-wheel":
             try:
-                gguf_path(spec)
+                pieces = gguf_pieces(spec)
                 converted = "已转换" if (converted_gguf_dir(spec) / "SOURCE").is_file() else "首次加载时转换"
-                checks.append(Check(True, spec.name, f"GGUF 已安装（{converted}），{real}"))
+                chunks = f"{len(pieces)} 个分块，" if len(pieces) > 1 else ""
+                terms = f"；使用条款：{terms_path(spec) or '缺失，请运行 make setup'}" if spec.terms_file else ""
+                checks.append(Check(True, spec.name, f"GGUF 已安装（{chunks}{converted}），{real}{terms}"))
             except FileNotFoundError as error:
                 checks.append(Check(False, spec.name, str(error)))
         else:

