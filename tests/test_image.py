@@ -40,7 +40,8 @@ def test_image_setup_in_a_fresh_venv(tmp_path):
     kernel = json.loads((prefix / "share/jupyter/kernels/llm-course/kernel.json").read_text(encoding="utf-8"))
     assert kernel["display_name"] == "Python (LLM 课程)" and Path(kernel["argv"][0]).parent == prefix / "bin"
     cache = prefix / "share/llm-course-cache"
-    assert (cache / "smollm2-from-gguf" / "config.json").exists()
+    for converted in ("smollm2-from-gguf", "gemma3-270m-from-gguf"):
+        assert (cache / converted / "config.json").exists(), converted
 
     probe = (
         "from helpers import load_model\n"
