@@ -39,11 +39,13 @@ ABSOLUTE_PATH = re.compile(r"/work/|/root/|/home/|/Users/|[A-Za-z]:\\Users\\")
 # A verdict line: a label, a colon, then one or more True/False (e.g. "还原一致： True"), or a bare True/False
 # (what a lab checker returns).
 VERDICT = re.compile(r"^(?P<label>.*?)(?:[：:]\s*)?(?P<values>(?:\b(?:True|False)\s*)+)$")
-# Verdict lines meant to say False, with the reason: (notebook, label) -> why.
+# Verdict lines meant to say False, with the reason: (notebook, regex the label must fully match) -> why.
 INTENDED_FALSE = {
-    ("course/02_tokenization.ipynb", "中文 GPT2 还原一致"):
+    ("course/00_setup.ipynb", r"→ GPT2LMHeadModel，.*真实权重"):
+        "a property, not a check: the GPT2 stand-ins are the course's own small models, not the real weights",
+    ("course/02_tokenization.ipynb", r"中文 GPT2 还原一致"):
         "the uer vocabulary has no curly quotes: they become [UNK], so this round trip cannot be exact",
-    ("course/07_transformer_families.ipynb", "第 4 个位置相同"):
+    ("course/07_transformer_families.ipynb", r"第 4 个位置相同"):
         "the two sentences differ from the 4th token on, so the 4th position's logits must differ",
 }
 # Equality checks the notebooks print, as (start of the printed line, how many such lines): they must exist
@@ -186,15 +188,20 @@ def test_stored_verdicts_say_true(path):
     """nbval compares with what is stored, so a stored False would pass it: every verdict must say True."""
     name = relative(path)
     for label, values in verdicts(path):
-        if (name, label) in INTENDED_FALSE:
+        if intended_false(name, label):
             assert values == "False", f"{name}: {label!r} is allow-listed as False but says {values}"
         else:
             assert set(values.split()) == {"True"}, f"{name}: {label or '(a bare verdict)'!r} says {values}"
 
 
+def intended_false(name: str, label: str) -> bool:
+    return any(name == notebook and re.fullmatch(pattern, label) for notebook, pattern in INTENDED_FALSE)
+
+
 def test_allow_listed_false_verdicts_still_exist():
-    for name, label in INTENDED_FALSE:
-        assert (label, "False") in verdicts(ROOT / name), f"{name} no longer prints {label!r}: drop it from the list"
+    for name, pattern in INTENDED_FALSE:
+        found = [label for label, values in verdicts(ROOT / name) if re.fullmatch(pattern, label)]
+        assert found, f"{name} no longer prints a line matching {pattern!r}: drop it from INTENDED_FALSE"
 
 
 def test_no_absolute_paths_in_outputs(notebook):
