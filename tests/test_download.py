@@ -718,3 +718,32 @@ def test_cache_folders_follow_huggingface_hub_precedence(monkeypatch, tmp_path):
     assert download.course_models_dir() == tmp_path / "course" / "models"
     monkeypatch.setenv("LLM_COURSE_MODELS", str(tmp_path / "by-hand"))
     assert download.course_models_dir() == tmp_path / "by-hand"
+
+
+# ---------------------------------------------------------------- 16 load_model's other two sources
+
+
+def test_load_model_downloads_the_real_model_when_online(hub, online, repo_files, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    model, tokenizer = loading.load_model("gpt2-chinese")
+    assert model.course_source.source == "download"
+    assert "已从模型仓库下载" in capsys.readouterr().out
+    assert [r.filename for r in hub.requests if r.method == "GET"] == list(SPEC.files)
+    served = torch.load(io.BytesIO(repo_files[BIN]), weights_only=True)
+    assert torch.equal(model.transformer.wte.weight, served["transformer.wte.weight"])
+    assert download.find_cached(SPEC) == snapshot(online)
+
+
+def test_load_model_uses_a_hand_downloaded_folder_without_going_online(online, repo_files, monkeypatch, capsys):
+    folder = download.course_models_dir() / SPEC.name
+    folder.mkdir(parents=True)
+    for name, data in repo_files.items():
+        (folder / name).write_bytes(data)
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())  # the hub is unreachable: not needed
+    model, _ = loading.load_model("gpt2-chinese")
+    assert model.course_source.source == "hub-cache"
+    assert f"在 {folder} 找到手动下载的真实模型" in capsys.readouterr().out
+    served = torch.load(io.BytesIO(repo_files[BIN]), weights_only=True)
+    assert torch.equal(model.transformer.wte.weight, served["transformer.wte.weight"])
+    (folder / "vocab.txt").unlink()  # an incomplete folder is not used
+    assert download.find_cached(SPEC) is None
