@@ -13,6 +13,7 @@ The same shift happens inside transformers when you call `model(input_ids, label
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import sys
@@ -188,7 +189,7 @@ def tiny_gpt2(n_embd: int = 64, n_layer: int = 2, n_head: int = 4, n_positions: 
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-                        n_head=n_head, bos_token_id=101, eos_token_id=None, pad_token_id=PAD_ID,
+                        n_head=n_head, bos_token_id=101 if vocab_size > 101 else None, eos_token_id=None, pad_token_id=PAD_ID,
                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                         tokenizer_class="BertTokenizer")
     torch.manual_seed(seed)
@@ -225,7 +226,8 @@ def lesson_corpus(seed: int = 0, val_fraction: float = 0.05, paragraphs: int = 2
     base_train = train_sentences + corpus.everyday_paragraphs(train_sentences, rng, paragraphs)
     base_val = val_sentences + corpus.everyday_paragraphs(val_sentences, rng, len(val_sentences))
     rng.shuffle(base_train)
-    dialogues = [[corpus.normalise(turn) for turn in d] for d in corpus.dialogues()]
+    normalise = functools.lru_cache(maxsize=None)(corpus.normalise)  # turns repeat across dialogues
+    dialogues = [[normalise(turn) for turn in d] for d in corpus.dialogues()]
     chat, heldout = corpus.split_by_opening(dialogues, chat_eval_fraction)
     chat_train, chat_val = corpus.split_train_val(chat, val_fraction, rng)
     return {"base_train": ["[CLS]" + t for t in base_train], "base_val": ["[CLS]" + t for t in base_val],
