@@ -107,8 +107,8 @@ def stop_token_ids(tokenizer: PreTrainedTokenizerBase, stop_tokens: tuple[str, .
 def top_candidates(tokenizer: PreTrainedTokenizerBase, probs: torch.Tensor, n: int) -> list[Candidate]:
     """The n most probable tokens of a probability vector."""
     values, ids = torch.topk(probs, min(n, probs.numel()))
-    tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
-    return [Candidate(t, int(i), float(v)) for t, i, v in zip(tokens, ids, values)]
+    ids, values = ids.tolist(), values.tolist()  # plain Python numbers: cheaper than one tensor per candidate
+    return [Candidate(t, i, v) for t, i, v in zip(tokenizer.convert_ids_to_tokens(ids), ids, values)]
 
 
 @torch.inference_mode()
@@ -142,26 +142,22 @@ def generate(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     device = model.device
 
-    input_ids = torch.tensor([prompt_ids], device=device)
+    ids = list(prompt_ids)  # prompt and generated tokens so far
     past = None
     steps: list[Step] = []
     stopped_by = "max_new_tokens"
     for index in range(max_new_tokens):
-        if use_cache:
-            fed = input_ids if past is None else input_ids[:, -1:]
-            output = model(input_ids=fed, cache=past, use_cache=True)
-            past = output.cache
-        else:
-            output = model(input_ids=input_ids, use_cache=False)
+        fed = ids[-1:] if past is not None else ids  # with a KV cache, only the newest token
+        output = model(input_ids=torch.tensor([fed], device=device), cache=past, use_cache=use_cache)
+        past = output.cache if use_cache else None
         logits = output.logits[0, -1].float().cpu()
-        previous = input_ids[0].tolist()  # prompt and generated tokens so far
-        logits = repetition_penalty_filter(logits, previous, repetition_penalty)
-        logits = no_repeat_ngram_filter(logits, previous, no_repeat_ngram_size)
+        logits = repetition_penalty_filter(logits, ids, repetition_penalty)
+        logits = no_repeat_ngram_filter(logits, ids, no_repeat_ngram_size)
         probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)  # computed once, shown in the trace
         next_id = int(torch.argmax(logits)) if temperature == 0 else draw(probs, generator)
         token = tokenizer.convert_ids_to_tokens(next_id)
         steps.append(Step(index, next_id, token, float(probs[next_id]), top_candidates(tokenizer, probs, top_n)))
-        input_ids = torch.cat([input_ids, torch.tensor([[next_id]], device=device)], dim=1)
+        ids.append(next_id)
         if next_id in stops:
             stopped_by = "stop_token"
             break
