@@ -2,7 +2,7 @@
 
 Checked: the Markdown cells, code-cell strings and code-cell comments of every notebook in course/, labs/ and
 solutions/, and the string literals of helpers/**/*.py (checker messages, CLI messages, figure labels).
-Inline code and fenced code blocks in Markdown are not prose and are skipped. A ruled-out string that is only part
+Inline code (in Markdown and in strings) and fenced code blocks are not prose and are skipped. A ruled-out string that is only part
 of an allowed rendering (笔记本 inside 笔记本电脑, 分词 inside 分词器) does not count. A deliberate quotation of a
 ruled-out word (e.g. correcting an article's wording) is allowed by `<!-- terminology: allow WORD -->` in that
 Markdown cell, or `# terminology: allow WORD` on that line of Python.
@@ -112,7 +112,8 @@ def python_texts(source: str) -> list[tuple[int, str]]:
 
 
 def format_hits(where: str, hits: list[tuple[str, Rule]]) -> list[str]:
-    return [f"{where}: uses {hit!r} (ruled out: {rule.banned!r}); write {rule.allowed!r}" for hit, rule in hits]
+    return [f"{where}: uses {hit!r} (ruled out: {rule.banned!r}); write {rule.allowed!r} (see docs/TERMINOLOGY.md)"
+            for hit, rule in hits]
 
 
 def notebook_problems(path: Path) -> list[str]:
@@ -124,7 +125,7 @@ def notebook_problems(path: Path) -> list[str]:
             problems += format_hits(where, violations(markdown_prose(cell.source)))
         elif cell.cell_type == "code":
             for line, text in python_texts(cell.source):
-                problems += format_hits(f"{where} line {line}", violations(text))
+                problems += format_hits(f"{where} line {line}", violations(markdown_prose(text)))
     return problems
 
 
@@ -133,7 +134,7 @@ def helper_problems(path: Path) -> list[str]:
     for line, text in python_texts(path.read_text(encoding="utf-8")):
         if text.lstrip().startswith("#"):
             continue  # comments in helpers are for maintainers
-        problems += format_hits(f"{path.relative_to(ROOT)} line {line}", violations(text))
+        problems += format_hits(f"{path.relative_to(ROOT)} line {line}", violations(markdown_prose(text)))
     return problems
 
 
@@ -178,6 +179,8 @@ def test_glossary_has_one_row_per_concept():
     ("词元 (token) 与编号 (id)", []),
     ("一串整数 id，", ["数 id"]),
     ("token_ids 和 stop_tokens", []),
+    ("ids 的形状是 [1, T]", []),  # plural: the variable's name
+    ("把 `id` 换成编号", []),
     ("离线副本是真实权重", []),
     ("在代码单元格里运行", []),
     ("在代码单元里运行", ["代码单元"]),
