@@ -82,7 +82,7 @@ def as_candidates(
         probs = source.detach().float().flatten().cpu()
         if probs.min() < 0 or abs(float(probs.sum()) - 1) > 1e-3:
             raise ValueError(
-                "这看起来不是概率（应当都 >= 0 且加起来等于 1）：如果是逻辑值 (logits)，先用 softmax 或 "
+                "这看起来不是概率（应当都 >= 0 且加起来等于 1）：如果是 logits（未归一化的分数），先用 softmax 或 "
                 "next_token_probs 转成概率。 (Expected probabilities; convert logits with softmax first.)"
             )
         return top_candidates(tokenizer, probs, top)
@@ -402,11 +402,11 @@ def decoder_summary(
     return [
         DiagramBox("input", "输入：词元编号 (token ids)", "文本先被分词器切成词元", shapes.get("input")),
         DiagramBox("embed", "词嵌入 (Embedding)", embed_detail, shapes.get("embed")),
-        DiagramBox("norm", f"{norm}（标准化）", f"{hidden} 维", shapes.get("norm_1"), True),
+        DiagramBox("norm", f"{norm}（归一化）", f"{hidden} 维", shapes.get("norm_1"), True),
         DiagramBox("attention", "因果自注意力 (causal self-attention)",
                    f"{heads} 个头{gqa}，每头 {head_dim} 维\n{position_note}", shapes.get("attention"), True),
         DiagramBox("residual", "⊕ 残差相加 (residual)", "", None, True),
-        DiagramBox("norm", f"{norm}（标准化）", f"{hidden} 维", shapes.get("norm_2"), True),
+        DiagramBox("norm", f"{norm}（归一化）", f"{hidden} 维", shapes.get("norm_2"), True),
         DiagramBox("feed_forward", "前馈网络 (feed-forward)", ffn_detail, shapes.get("feed_forward"), True),
         DiagramBox("residual", "⊕ 残差相加 (residual)", f"每块 {block_params:.2f}M 参数", shapes.get("block"), True),
         DiagramBox("norm", f"最后的 {norm}", f"{hidden} 维", shapes.get("final_norm")),
@@ -497,12 +497,12 @@ def draw_transformer_sketch() -> Figure:
     ax.axis("off")
     enc, dec = 2.3, 7.2
     encoder = [(0.4, "输入：原文的词元", "input"), (1.2, "词嵌入 + 位置编码", "embed"),
-               (2.1, "自注意力（双向：看全句）", "attention"), (2.9, "相加 & 标准化", "norm"),
-               (3.7, "前馈网络", "feed_forward"), (4.5, "相加 & 标准化", "norm")]
+               (2.1, "自注意力（双向：看全句）", "attention"), (2.9, "相加 & 归一化", "norm"),
+               (3.7, "前馈网络", "feed_forward"), (4.5, "相加 & 归一化", "norm")]
     decoder = [(0.4, "输入：已经写出的词元", "input"), (1.2, "词嵌入 + 位置编码", "embed"),
-               (2.1, "带掩码的自注意力（因果）", "attention"), (2.9, "相加 & 标准化", "norm"),
-               (3.7, "交叉注意力（看编码器）", "attention"), (4.5, "相加 & 标准化", "norm"),
-               (5.3, "前馈网络", "feed_forward"), (6.1, "相加 & 标准化", "norm"),
+               (2.1, "带掩码的自注意力（因果）", "attention"), (2.9, "相加 & 归一化", "norm"),
+               (3.7, "交叉注意力（看编码器）", "attention"), (4.5, "相加 & 归一化", "norm"),
+               (5.3, "前馈网络", "feed_forward"), (6.1, "相加 & 归一化", "norm"),
                (6.9, "Linear → softmax", "linear")]
     for x, boxes in ((enc, encoder), (dec, decoder)):
         for (y0, _, _), (y1, _, _) in zip(boxes, boxes[1:]):

@@ -228,7 +228,7 @@ def test_decoder_summary_of_smollm2_reads_the_real_sizes_and_shapes(smollm2):
                                        "residual", "norm", "linear", "softmax"]
     assert boxes[0].shape == (1, size)
     assert by_label["词嵌入 (Embedding)"].detail.startswith("49152 个词元 × 576 维")
-    assert by_label["RMSNorm（标准化）"].shape == (1, size, 576)
+    assert by_label["RMSNorm（归一化）"].shape == (1, size, 576)
     assert "9 个头，3 个 KV 头" in by_label["因果自注意力 (causal self-attention)"].detail
     assert "576 → 1536 → 576，SwiGLU" in by_label["前馈网络 (feed-forward)"].detail
     assert by_label["Linear (lm_head)"].shape == (1, size, 49152)
@@ -263,7 +263,7 @@ def test_decoder_diagram_of_gpt2_has_layernorm_and_position_embeddings(tiny_gpt2
     model, tokenizer = tiny_gpt2
     fig = draw_decoder_diagram(model, PROMPT, tokenizer)
     texts = all_texts(fig)
-    assert "LayerNorm（标准化）" in texts and "最后的 LayerNorm" in texts
+    assert "LayerNorm（归一化）" in texts and "最后的 LayerNorm" in texts
     assert any("+ 位置嵌入 64 × 32" in t for t in texts)
     assert "× 2\n个解码器块\n(decoder block)" in texts and "[1, 6, 21128]" in texts
     render_png(fig, caplog)
