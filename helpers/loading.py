@@ -16,6 +16,7 @@ import importlib.metadata
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,8 @@ def expected_sha256(spec: ModelSpec) -> str | None:
     """The SHA-256 the whole GGUF file must have: the course's pin, which must agree with the SHA256SUMS
     the package ships (when it ships one)."""
     sums = shipped_file(spec, "SHA256SUMS")
-    shipped = sums.read_text().split()[0].lower() if sums and sums.read_text().strip() else None
+    text = sums.read_text() if sums else ""
+    shipped = text.split()[0].lower() if text.strip() else None
     if spec.gguf_sha256 and shipped and shipped != spec.gguf_sha256:
         raise CorruptGGUFError(gguf_problem(
             spec, f"{spec.gguf_dist} 自带的 SHA256SUMS 与课程记录的不一致（版本不对或文件被改过）",
@@ -198,6 +200,16 @@ def conversion_stamp(spec: ModelSpec, pieces: list[Path]) -> str:
     return stamp if spec.storage_dtype == "float32" else f"{stamp} {spec.storage_dtype}"
 
 
+STALE_SCRATCH_SECONDS = 3600
+
+
+def remove_stale_scratch(target: Path) -> None:
+    """Delete scratch folders of conversions killed more than an hour ago (a running one is younger)."""
+    for scratch in target.parent.glob(f".{target.name}-*"):
+        if time.time() - scratch.stat().st_mtime > STALE_SCRATCH_SECONDS:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def converted_from(folder: Path) -> str | None:
     """The stamp of a finished converted copy (written last, just before the rename), or None."""
     source = folder / "SOURCE"
@@ -220,6 +232,7 @@ def ensure_converted_gguf(spec: ModelSpec) -> Path:
     if converted_from(target) == stamp:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_scratch(target)
     print(f"首次使用 {spec.name}：正在检查 GGUF 文件并转换为 safetensors（只做一次）…")
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
