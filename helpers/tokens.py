@@ -117,7 +117,7 @@ def format_token_table(rows: list[TokenRow]) -> str:
     """A plain-text table of token rows, as printed by the notebooks and the command line."""
     lines = [f"{'位置':<4}{'token':<10}{'id':>7}{'vocab.txt 行号':>16}"]
     for row in rows:
-        mark = "  ← [UNK]" if row.unknown else ("  ← 特殊 token" if row.special else "")
+        mark = "  ← [UNK]" if row.unknown else ("  ← 特殊词元" if row.special else "")
         lines.append(f"{row.position:<6}{row.token:<10}{row.id:>7}{row.vocab_line:>16}{mark}")
     return "\n".join(lines)
 
