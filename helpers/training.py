@@ -193,7 +193,9 @@ def tiny_gpt2(n_embd: int = 64, n_layer: int = 2, n_head: int = 4, n_positions: 
                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                         tokenizer_class="BertTokenizer")
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(config)
+    model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"  # the next-token loss; unset for GPT2, transformers would warn and use it anyway
+    return model
 
 
 def _build_corpus_module():
