@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.generation --models gpt2-chinese --lengths 50 200 --repeats 5
     .venv/bin/python -m benchmarks.generation --json                # {"runs": [...]} for scripts
     .venv/bin/python -m benchmarks.generation --threads 1           # steadier when other jobs share the CPU
+    .venv/bin/python -m benchmarks.generation --threads 1 --cpu-time --methods cached generate   # busy machine
 
 Methods, all greedy, all on the same model, prompt and number of new tokens:
   naive     helpers.generation.generate(use_cache=False): the whole sequence is fed again at every step
@@ -144,8 +145,13 @@ def time_methods(
     new_tokens: int,
     repeats: int = 3,
     methods: dict[str, Method] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[Run]:
-    """Time each method `repeats` times (after a warm-up), check they agree, return one Run per method."""
+    """Time each method `repeats` times (after a warm-up), check they agree, return one Run per method.
+
+    `clock` is wall-clock time by default; `time.process_time` counts only this process's CPU time, which other
+    programs on a busy machine disturb much less (with one PyTorch thread it equals the wall time of an idle machine).
+    """
     if repeats < 1:
         raise ValueError(f"repeats 必须 >= 1，收到 {repeats}。 (repeats must be >= 1.)")
     methods = methods or METHODS
@@ -157,9 +163,9 @@ def time_methods(
     for _ in range(repeats):
         for name, method in methods.items():
             reset_peak_rss()
-            start = time.perf_counter()
+            start = clock()
             new_ids = method(model, tokenizer, prompt, new_tokens)
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
             peaks[name] = max(peaks[name], peak_rss_mb())
             if len(new_ids) != new_tokens:
                 raise IdsMismatch(
@@ -180,7 +186,8 @@ def fits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: str
     return len(encode(tokenizer, prompt)) + new_tokens <= context_length(model)
 
 
-def benchmark(model_names: list[str], lengths: list[int], repeats: int, log=print) -> list[Run]:
+def benchmark(model_names: list[str], lengths: list[int], repeats: int, log=print,
+              methods: dict[str, Method] | None = None, clock: Callable[[], float] = time.perf_counter) -> list[Run]:
     """Load each model and time the three methods at each length that fits its context."""
     from helpers.loading import load_model
 
@@ -194,7 +201,7 @@ def benchmark(model_names: list[str], lengths: list[int], repeats: int, log=prin
                 log(f"{name}: 跳过 {new_tokens}（超出上下文 {context_length(model)}）。 (skipped: beyond the context)")
                 continue
             start = time.perf_counter()
-            runs += time_methods(model, tokenizer, name, prompt, new_tokens, repeats)
+            runs += time_methods(model, tokenizer, name, prompt, new_tokens, repeats, methods, clock)
             log(f"{name}: {new_tokens} 个新词元测完，用时 {time.perf_counter() - start:.0f} s")
         del model
     return runs
@@ -243,17 +250,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch CPU threads (default: PyTorch's choice; 1 is steadier on a busy machine)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="which methods to time (default: all three)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with this process's CPU time (time.process_time) instead of the wall clock:"
+                             " steadier on a shared machine; use it with --threads 1")
     parser.add_argument("--json", action="store_true", help='print {"runs": [...]} instead of a table')
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
-    runs = benchmark(args.models, args.lengths, args.repeats, log=log)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    runs = benchmark(args.models, args.lengths, args.repeats, log=log,
+                     methods={name: METHODS[name] for name in args.methods}, clock=clock)
     if args.json:
         print(to_json(runs, args.repeats))
     else:
         print(format_table(runs))
-        print(f"\nmedian of {args.repeats} repeats; machine: {machine()}")
+        print(f"\nmedian of {args.repeats} repeats, {'CPU' if args.cpu_time else 'wall-clock'} time;"
+              f" machine: {machine()}")
     return 0
 
 

@@ -35,9 +35,7 @@ def softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError("softmax 的 temperature 必须 > 0。(temperature must be > 0 here.)")
     scaled = logits.float() / temperature
-    scaled = scaled - scaled.max(dim=-1, keepdim=True).values
-    exp = scaled.exp()
-    return exp / exp.sum(dim=-1, keepdim=True)
+    return torch.softmax(scaled, dim=-1)  # exp(s - max) / sum(exp(s - max)) in one fused, stable step
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
