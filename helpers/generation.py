@@ -84,7 +84,7 @@ def prepare_prompt(
     room = context - max_new_tokens
     if len(ids) > room:
         message = (
-            f"提示词有 {len(ids)} 个 token，加上要生成的 {max_new_tokens} 个超过了上下文长度 {context}，"
+            f"提示词有 {len(ids)} 个词元，加上要生成的 {max_new_tokens} 个超过了上下文长度 {context}，"
             f"已从左边截掉最早的 {len(ids) - room} 个。 (Prompt truncated from the left to {room} tokens.)"
         )
         warnings.warn(message, CourseNotice, stacklevel=3)
