@@ -24,8 +24,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     """List the course's models: hub id, offline copy, cached or not."""
     for spec in MODELS.values():
         cached = "已缓存" if download.find_cached(spec) else "未缓存"
-        offline = "离线替身 (stand-in)" if spec.offline == "standin-folder" else "GGUF（真实权重）"
-        gated = "（受限仓库 gated：需同意条款并使用令牌）" if spec.gated else ""
+        offline = "替身模型 (stand-in)" if spec.offline == "standin-folder" else "GGUF 离线副本（量化的真实模型）"
+        gated = "（受限仓库 gated：需同意条款并使用访问令牌）" if spec.gated else ""
         print(f"{spec.name:<18} {spec.hub_id:<40} 真实模型{cached}{gated}；离线：{offline}  {spec.description}")
     return 0
 

@@ -60,13 +60,14 @@ def model_checks() -> list[Check]:
                 pieces = gguf_pieces(spec)
                 converted = "已转换" if (converted_gguf_dir(spec) / "SOURCE").is_file() else "首次加载时转换"
                 chunks = f"{len(pieces)} 个分块，" if len(pieces) > 1 else ""
-                terms = f"；使用条款：{terms_path(spec) or '缺失，请运行 make setup'}" if spec.terms_file else ""
+                found = f"{spec.gguf_dist} 包的 data/{spec.terms_file}" if terms_path(spec) else "缺失，请运行 make setup"
+                terms = f"；使用条款：{found}" if spec.terms_file else ""  # no machine path: notebooks show it
                 checks.append(Check(True, spec.name, f"GGUF 已安装（{chunks}{converted}），{real}{terms}"))
             except FileNotFoundError as error:
                 checks.append(Check(False, spec.name, str(error)))
         else:
             present = spec.standin_path is not None and (spec.standin_path / "model.safetensors").is_file()
-            detail = "离线替身模型就绪" if present else "离线替身模型缺失：请重新安装课程包"
+            detail = "替身模型就绪" if present else "替身模型缺失：请重新安装课程包"
             checks.append(Check(present, spec.name, f"{detail}，{real}"))
     return checks
 

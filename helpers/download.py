@@ -402,8 +402,8 @@ def redact(text: str) -> str:
 def offline_copy(spec: ModelSpec) -> tuple[str, str]:
     """What load_model uses instead of the real model, in Chinese and English."""
     if spec.offline == "gguf-wheel":
-        return f"{spec.gguf_dist} 包里的 GGUF 离线副本（真实权重）", f"the GGUF copy in {spec.gguf_dist}"
-    return "课程自带的离线替身模型 (offline stand-in)", "the offline stand-in"
+        return f"{spec.gguf_dist} 包里的 GGUF 离线副本（量化的真实模型）", f"the GGUF copy in {spec.gguf_dist}"
+    return "课程的替身模型 (stand-in)", "the stand-in"
 
 
 def settings_message(spec: ModelSpec, zh: str, en: str) -> str:
@@ -439,7 +439,7 @@ def describe_failure(spec: ModelSpec, endpoint: str, error: BaseException, filen
                     f"{endpoint} asked us to slow down (HTTP {status}); the partial file is kept, "
                     f"run again in a few minutes to resume")
         if status in (401, 403):
-            return (f"{endpoint} 拒绝访问（HTTP {status}）：可能需要登录（HF_TOKEN）、token 没有权限，"
+            return (f"{endpoint} 拒绝访问（HTTP {status}）：可能需要登录（HF_TOKEN）、访问令牌没有权限，"
                     f"或者网络代理拦截了请求",
                     f"{endpoint} denied access (HTTP {status}): a login (HF_TOKEN) or permission is needed, "
                     f"or a proxy blocked the request")

@@ -306,7 +306,7 @@ def untrained_gpt2_folder(spec: ModelSpec) -> Path:
 def choose_source(spec: ModelSpec) -> tuple[str, Path | None, str]:
     """Decide where to load from: (source, folder or None, reason in Chinese)."""
     if offline_forced():
-        return "offline", None, "LLM_COURSE_OFFLINE=1，只用课程自带的离线模型"
+        return "offline", None, "LLM_COURSE_OFFLINE=1，只用替身模型和离线副本"
     cached = download.find_cached(spec)
     if cached is not None:
         if cached.is_relative_to(download.course_models_dir()):
@@ -347,7 +347,7 @@ def load_model(
     if source == "offline":
         if spec.offline == "gguf-wheel":
             folder = ensure_converted_gguf(spec)
-            source, location = "gguf", f"{gguf_origin(spec)}（真实权重，{spec.gguf_quant} 量化）"
+            source, location = "gguf", f"{gguf_origin(spec)}（离线副本：{spec.gguf_quant} 量化的权重，反量化后载入）"
         else:
             folder = spec.standin_path
             source, location = "stand-in", f"helpers/standins/{spec.standin}（课程训练的小模型，不是真实模型）"

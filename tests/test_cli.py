@@ -130,7 +130,7 @@ def test_download_smollm2_offline_converts_the_gguf(capsys, smollm2):
 def test_models_lists_every_model(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
-    assert [line.split()[0] for line in out.strip().splitlines()] == ["gpt2-chinese", "gpt2-chinese-chat", "smollm2"]
+    assert [line.split()[0] for line in out.strip().splitlines()] == ["gpt2-chinese", "gpt2-chinese-chat", "smollm2", "gemma3-270m"]
 
 
 def test_doctor_reports_ok_lines(capsys):

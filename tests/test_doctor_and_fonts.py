@@ -24,7 +24,7 @@ def test_each_failing_check_says_how_to_fix_it(monkeypatch, tmp_path):
     assert str(checks["中文字体"]) == "[FAIL] 中文字体: 未找到：pip install pylopdf-fonts-zh-cn"
     assert str(checks["Jupyter 内核"]) == "[FAIL] Jupyter 内核: llm-course（make setup 会注册它）"
     for name in ("gpt2-chinese", "gpt2-chinese-chat"):
-        assert not checks[name].ok and "离线替身模型缺失：请重新安装课程包" in checks[name].detail
+        assert not checks[name].ok and "替身模型缺失：请重新安装课程包" in checks[name].detail
     assert checks["transformers"].ok and checks["模式"].ok
     failing = [label for label, check in checks.items() if not check.ok]
     assert failing[:5] == ["torch", "Jupyter 内核", "中文字体", "gpt2-chinese", "gpt2-chinese-chat"]  # in order

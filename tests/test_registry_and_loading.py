@@ -13,6 +13,7 @@ def test_registry_names_the_course_models():
         "gpt2-chinese": "uer/gpt2-chinese-cluecorpussmall",
         "gpt2-chinese-chat": "shibing624/gpt2-dialogbot-base-chinese",
         "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "gemma3-270m": "google/gemma-3-270m",
     }
     assert get_spec("gpt2-chinese").files == ("config.json", "pytorch_model.bin", "vocab.txt")
     assert get_spec("gpt2-chinese-chat").stop_tokens == ("[SEP]",)
@@ -20,7 +21,7 @@ def test_registry_names_the_course_models():
 
 
 def test_unknown_model_name_lists_the_valid_ones():
-    with pytest.raises(UnknownModelError, match="gpt2-chinese, gpt2-chinese-chat, smollm2"):
+    with pytest.raises(UnknownModelError, match="gpt2-chinese, gpt2-chinese-chat, smollm2, gemma3-270m"):
         get_spec("gpt5")
     with pytest.raises(ValueError):
         load_model("gpt5")
