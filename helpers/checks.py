@@ -292,7 +292,10 @@ def expect_close(case: str, got: Any, expected: torch.Tensor, hint: Any, atol: f
     if close(got, expected, atol):
         return
     for wrong, wrong_hint in mistakes:
-        if close(got, wrong.detach().float().cpu(), atol):
+        wrong = wrong.detach().float().cpu()
+        finite = wrong[torch.isfinite(wrong)]
+        loose = max(atol * 10, 1e-3 * float(finite.abs().max())) if finite.numel() else atol
+        if close(got, wrong, loose):  # a mistake is recognised with a looser tolerance than a right answer
             hint = as_levels(wrong_hint) + as_levels(hint)
             break
     wrong_at = ~torch.isclose(got, expected, atol=atol, rtol=1e-4, equal_nan=False)
@@ -700,6 +703,7 @@ def check_decode(my_decode: Callable[[Any, list[int]], str], tokenizer: Any) -> 
         ("[CLS]今天天气真", "特殊词元后面的空格也要去掉：[CLS]今天……"),
         ("我爱machine learning！", "只去掉挨着汉字（或全角标点、特殊词元方括号）的空格，英文单词之间的空格要保留。"),
         ("I love NLP and 北京", "英文单词之间的空格要保留（这个分词器解码出来是小写，这是它的词表决定的，不用管）。"),
+        ("[CLS]hello[SEP]world", "特殊词元的方括号旁边的空格也要去掉，哪怕旁边是英文：[CLS]hello[SEP]world。"),
         ("", "空的编号列表解码成空字符串。"),
         ("好", "只有一个字：没有空格可去。"),
     ]
@@ -770,7 +774,7 @@ def check_bpe_merge(my_merge: Callable[[list[list[str]]], tuple]) -> bool:
         (([list("今天"), list("天气"), list("今天好")],), "中文字符也一样。"),
         (([["x"], []],), "没有任何相邻的一对（单字符的词、空的词）：返回 (None, 原来的词)。"),
         (([["a"], ["b"], ["a"], ["b"], ["c", "d"]],), "词和词之间不相邻：一个词的最后一个符号和下一个词的第一个符号不算一对。"),
-        (([list("abab"), list("bc"), list("bc")],), "一个词里同一对出现两次，就要算两次。"),
+        (([list("abab"), list("bc"), list("bc"), list("xy"), list("xy")],), "一个词里同一对出现两次，就要算两次。"),
         (([],), "没有词：返回 (None, [])。"),
     ]
 
@@ -867,6 +871,7 @@ def check_rmsnorm(my_rms_norm: Callable[[torch.Tensor, torch.Tensor, float], tor
             (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps), "忘了乘以 weight。"),
             (x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w, "eps 要加在开根号之前（根号里面）。"),
             (x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w, "是均值 (mean)，不是求和 (sum)。"),
+            (x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w, "均方根要沿最后一维算（每个向量自己），不是沿第 0 维。"),
         ]
 
     def body() -> int:
@@ -913,8 +918,12 @@ def check_swiglu(my_swiglu: Callable[..., torch.Tensor], model: Any) -> bool:
     def body() -> int:
         for args in small:
             case = ", ".join(show(a) for a in args)
-            expect_close(case, call(my_swiglu, case, *clone(args)), reference_swiglu(*args), SWIGLU_HINTS[0],
-                         mistakes=mistakes_for(*args))
+            try:
+                got = call(my_swiglu, case, *clone(args))
+            except LearnerError as failure:
+                failure.hint = "形状对不上：nn.Linear 的权重形状是 [输出维度, 输入维度]，x 乘权重时要用它的转置。"
+                raise
+            expect_close(case, got, reference_swiglu(*args), SWIGLU_HINTS[0], mistakes=mistakes_for(*args))
         states = hidden_states(model)
         layers = (0, len(model.model.layers) // 2)
         for index in layers:
@@ -1010,6 +1019,71 @@ def check_causal_attention(my_attention: Callable[..., torch.Tensor], model: Any
     return verdict("causal_attention（单头因果自注意力）", body, ATTENTION_HINTS)
 
 
+def reference_llama_forward(model: Any, input_ids: torch.Tensor, residual: bool = True, final_norm: bool = True,
+                            rope: bool = True, group_by_modulo: bool = False) -> torch.Tensor:
+    """SmolLM2's logits [T, vocab] rebuilt from the three parts of lab 03 (the flags switch on beginners' mistakes)."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    with torch.no_grad():
+        h = model.model.embed_tokens(input_ids)[0]
+        T = h.size(0)
+        cos, sin = model.model.rotary_emb(h[None], torch.arange(T)[None])
+        for layer in model.model.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            d = attn.head_dim
+            x = reference_rms_norm(h, layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
+            q = F.linear(x, attn.q_proj.weight).view(T, -1, d).transpose(0, 1)
+            k = F.linear(x, attn.k_proj.weight).view(T, -1, d).transpose(0, 1)
+            v = F.linear(x, attn.v_proj.weight).view(T, -1, d).transpose(0, 1)
+            if rope:
+                q, k = (t[0] for t in apply_rotary_pos_emb(q[None], k[None], cos, sin))
+            group = q.size(0) // k.size(0)
+            kv = [(i % k.size(0)) if group_by_modulo else i // group for i in range(q.size(0))]
+            heads = torch.cat([reference_attention(q[i], k[kv[i]], v[kv[i]]) for i in range(q.size(0))], dim=-1)
+            out = F.linear(heads, attn.o_proj.weight)
+            h = h + out if residual else out
+            x = reference_rms_norm(h, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
+            out = reference_swiglu(x, mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
+            h = h + out if residual else out
+        if final_norm:
+            h = reference_rms_norm(h, model.model.norm.weight, model.model.norm.variance_epsilon)
+        return F.linear(h, model.lm_head.weight)
+
+
+def check_llama_forward(my_forward: Callable[..., torch.Tensor], model: Any, tokenizer: Any) -> bool:
+    """`llama_forward(model, input_ids) -> Tensor [T, vocab]`: the whole block stack from lab 03's parts = model logits."""
+    prompts = ["The capital of France is", "Hi", "1 2 3 4 5 6 7 8"]
+
+    def body() -> int:
+        for text in prompts:
+            ids = prompt_tensor(tokenizer, text)
+            case = f"{text!r}（{ids.size(1)} 个词元）"
+            with quiet(), torch.no_grad():
+                expected = model(ids).logits[0]
+            with ModelCalls(model) as calls:
+                got = call(my_forward, case, model, ids.clone())
+            if calls.calls:
+                raise Mismatch(case + " 的模型调用", "不调用整个模型，只用它的权重和子模块",
+                               calls.describe(), "这个练习要你自己把每一层搭起来：不要调用 model(...) 或 model.model(...)。")
+            if isinstance(got, torch.Tensor) and got.dim() == 3 and got.size(0) == 1:
+                got = got[0]
+            mistakes = [
+                (reference_llama_forward(model, ids, residual=False), "少了残差连接：每个子层的输出要加回到它的输入上。"),
+                (reference_llama_forward(model, ids, final_norm=False), "最后一层之后、lm_head 之前还有一个 RMSNorm（model.model.norm）。"),
+                (reference_llama_forward(model, ids, rope=False), "查询和键要先加上旋转位置编码 (RoPE)，再做注意力。"),
+                (reference_llama_forward(model, ids, group_by_modulo=True),
+                 "分组查询注意力：第 h 个查询头用第 h // 3 组键值（相邻的 3 个查询头共用一组），不是 h % 3。"),
+            ]
+            expect_close(case + " 的 logits", got, expected, "和 SmolLM2 自己算出的 logits 对不上。", atol=2e-3,
+                         mistakes=mistakes)
+        return len(prompts)
+
+    return verdict("llama_forward（用三块积木搭出整个模型）", body,
+                   ["每一层：h = h + 注意力(RMSNorm(h))，再 h = h + SwiGLU(RMSNorm(h))；所有层之后再做一次 RMSNorm，最后乘 lm_head。",
+                    "注意力一层里：三个投影得到 q、k、v，按头切开（形状 [头数, T, head_dim]），q 和 k 加上 RoPE，"
+                    "每个查询头配上它那一组键值，用你的 causal_attention，拼起来经过 o_proj。"])
+
+
 # ---------------------------------------------------------------------------------------------------
 # Lab 04: softmax, temperature, top-k, top-p and the sampler.
 # ---------------------------------------------------------------------------------------------------
@@ -1101,11 +1175,11 @@ def check_top_p(my_top_p: Callable[[torch.Tensor, float], torch.Tensor]) -> bool
     """`top_p_filter(logits, p) -> Tensor`: keep the smallest top set whose probability reaches p."""
     logits = torch.tensor([0.2, 0.5, 0.3]).log()  # probabilities 0.2, 0.5, 0.3, deliberately unsorted
     cases = [
+        ((torch.tensor([3.0, 1.0, 2.0, 0.0]), 0.9), "排序后算累计概率，再把结果放回原来的位置。"),
         ((logits, 0.75), "0.5 + 0.3 = 0.8 ≥ 0.75，所以 0.5 和 0.3 都保留：判断的是“它之前的累计概率是否 < p”。"),
         ((logits, 0.3), "概率最大的词元总是保留，哪怕它一个就超过了 p。"),
         ((logits, 0.01), "p 很小时只剩概率最大的那一个，不能全部去掉。"),
         ((logits, 1.0), "p=1 表示不过滤：全部保留。"),
-        ((torch.tensor([3.0, 1.0, 2.0, 0.0]), 0.9), "排序后算累计概率，再把结果放回原来的位置。"),
         ((torch.tensor([2.0, float("-inf"), 1.0, 0.5]), 0.8), "已经是 -inf 的词元（比如 top-k 去掉的）仍然是 -inf。"),
         ((torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]), 0.6), "二维输入：每一行分别计算。"),
     ]
@@ -1123,9 +1197,9 @@ def check_top_p(my_top_p: Callable[[torch.Tensor, float], torch.Tensor]) -> bool
     mistakes = [
         (lambda x, p: keep_when(x, p, lambda c, s: c <= p),
          "你保留的是“加上它以后累计概率 ≤ p”的：会把“刚好越过 p 的那个”去掉，p 很小时甚至全部去掉。"),
+        (lambda x, p: keep_when(x, p, lambda c, s: c - s < p, sort=False), "要先按概率从大到小排序，再算累计概率。"),
         (lambda x, p: keep_when(x, p, lambda c, s: c - s < p, probs=False),
          "累加的要是概率（先 softmax），不是 logits。"),
-        (lambda x, p: keep_when(x, p, lambda c, s: c - s < p, sort=False), "要先按概率从大到小排序，再算累计概率。"),
         (lambda x, p: torch.sort(keep_when(x, p, lambda c, s: c - s < p), descending=True).values,
          "结果要放回原来的位置，不能保持排序后的顺序。"),
         (lambda x, p: keep_when(x, p, lambda c, s: c < p), "判断的是“它之前”的累计概率（不含它自己）是否 < p。"),
@@ -1218,6 +1292,100 @@ def check_sampler(my_sample: Callable[..., int]) -> bool:
     return verdict("sample_next（选出下一个词元）", body,
                    ["temperature=0 → 贪心；否则顺序是：分数除以温度 → top-k → top-p → softmax → 按概率抽一个。",
                     "用练习 1–3 写好的函数；抽样函数要把 generator 传进去；返回的是词元编号（原来的位置），一个 int。"])
+
+
+def reference_repetition_penalty(logits: torch.Tensor, generated_ids: Any, penalty: float) -> torch.Tensor:
+    """transformers' own RepetitionPenaltyLogitsProcessor: every id seen once or more, penalised once."""
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    ids = torch.as_tensor(list(as_id_list(generated_ids)), dtype=torch.long)
+    if ids.numel() == 0:
+        return logits.clone()
+    return RepetitionPenaltyLogitsProcessor(float(penalty))(ids[None], logits[None].clone())[0]
+
+
+def penalised_greedy(model: Any, input_ids: torch.Tensor, steps: int, penalty: float,
+                     apply: Callable[..., Any]) -> list[int]:
+    """Greedy ids with `apply(logits, ids_so_far, penalty)` before each argmax (the prompt counts as seen)."""
+    ids = input_ids[0].tolist()
+    with quiet(), torch.no_grad():
+        for _ in range(steps):
+            last = model(torch.tensor([ids])).logits[0, -1]
+            ids.append(int(as_tensor(apply(last.clone(), list(ids), penalty), last).argmax()))
+    return ids
+
+
+def check_repetition_penalty(my_penalty: Callable[..., torch.Tensor], model: Any, tokenizer: Any) -> bool:
+    """`repetition_penalty(logits, generated_ids, penalty) -> Tensor`: CTRL's penalty, as transformers applies it.
+
+    Then a greedy loop that uses the learner's function must reproduce `model.generate(repetition_penalty=...)`.
+    """
+    logits = torch.tensor([2.0, -1.0, 0.5, 3.0, -0.2])
+    cases = [
+        ((logits, [0, 1], 2.0), "正的分数除以 penalty，负的分数乘以 penalty：两种情况都让这个词元更不可能被选中。"),
+        ((logits, [3, 3, 3], 2.0), "同一个词元出现几次都只惩罚一次。"),
+        ((logits, [4, 2, 0], 1.5), "编号没有排好序也一样；负分数乘以 penalty 会变得更小。"),
+        ((logits, torch.tensor([1, 3]), 2.0), "已经出现的编号也可能是一个一维张量。"),
+        ((logits, [], 2.0), "还没有出现过任何词元：分数不变。"),
+        ((logits, [0, 1, 2], 1.0), "penalty=1 表示不惩罚：分数不变。"),
+        ((logits, [0, 1], 0.5), "penalty < 1 反过来鼓励重复：公式不变。"),
+        ((torch.tensor([0.0, 1.0]), [0, 1], 2.0), "分数正好是 0 时，乘除都还是 0。"),
+    ]
+
+    def compounding(x: torch.Tensor, ids: Any, p: float) -> torch.Tensor:
+        x = x.clone()
+        for i in as_id_list(ids):
+            x[i] = x[i] / p if x[i] > 0 else x[i] * p
+        return x
+
+    def divide_all(x: torch.Tensor, ids: Any, p: float) -> torch.Tensor:
+        x = x.clone()
+        index = torch.as_tensor(list(as_id_list(ids)), dtype=torch.long)
+        x[index] = x[index] / p
+        return x
+
+    def multiply_all(x: torch.Tensor, ids: Any, p: float) -> torch.Tensor:
+        x = x.clone()
+        index = torch.as_tensor(list(as_id_list(ids)), dtype=torch.long)
+        x[index] = x[index] * p
+        return x
+
+    def subtract(x: torch.Tensor, ids: Any, p: float) -> torch.Tensor:
+        x = x.clone()
+        index = torch.as_tensor(sorted(set(as_id_list(ids))), dtype=torch.long)
+        x[index] = x[index] - p
+        return x
+
+    mistakes = [
+        (divide_all, "负的分数不能除以 penalty（那样它反而变大、更可能被选中）：负的要乘以 penalty。"),
+        (multiply_all, "正的分数要除以 penalty，不是乘以。"),
+        (compounding, "同一个词元出现好几次时，你惩罚了好几次：每个出现过的编号只惩罚一次。"),
+        (subtract, "重复惩罚是除以（正分数）或乘以（负分数）penalty，不是减去它。"),
+    ]
+    prompt = "The cat sat on the mat. The cat sat on the mat. The cat"
+
+    def body() -> int:
+        for args, hint in cases:
+            case = ", ".join(show(a) for a in args)
+            got = call(my_penalty, case, *clone(args))
+            known = [(wrong(*clone(args)), wrong_hint) for wrong, wrong_hint in mistakes]
+            expect_close(case, got, reference_repetition_penalty(*args), hint, mistakes=known)
+        ids = prompt_tensor(tokenizer, prompt)
+        pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+        with quiet(), torch.no_grad():
+            reference = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, min_new_tokens=8,
+                                       do_sample=False, repetition_penalty=1.3, pad_token_id=pad, eos_token_id=None)
+        case = f"在贪心循环里每一步用你的函数（penalty=1.3），提示词 {prompt!r}，生成 8 个词元"
+        got = penalised_greedy(model, ids, 8, 1.3, lambda x, seen, p: call(my_penalty, case, x, seen, p))
+        expect_equal(case, got, reference[0].tolist(),
+                     "和 model.generate(repetition_penalty=1.3) 的结果不一样：提示词里的词元也算“出现过”。")
+        return len(cases) + 1
+
+    return verdict("repetition_penalty（重复惩罚）", body,
+                   ["对每个已经出现过的词元（提示词里的也算）：分数是正的就除以 penalty，是负的就乘以 penalty；"
+                    "没出现过的词元不变；每个词元只惩罚一次。",
+                    "先复制一份 logits；把出现过的编号去重（或者用张量下标一次取出所有出现过的位置），"
+                    "用 torch.where 按正负分别处理，再写回这些位置。"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1326,12 +1494,15 @@ def check_stop_loop(my_loop: Callable[..., Any], model: Any, tokenizer: Any) -> 
     first = new[0]
     in_prompt = next(i for i in ids[0].tolist()[1:] if i not in new)
     never = next(i for i in range(1000, 2000) if i not in free)
+    last = ids[0, -1].item()
     cases = [
         (stop, 10, free[: n + new.index(stop) + 1],
          "生成出停止符后立刻停下，停止符本身也保留在结果里（和 transformers 的 generate 一样）。"),
         (in_prompt, 10, free[: n + 10],
          "这个停止符在提示词里出现过，但新生成的词元里没有它：只看新生成的词元，不看提示词。"),
         (never, 10, free[: n + 10], "停止符一直没出现时，生成满 max_steps 个词元。"),
+        (last, 10, free[: n + new.index(last) + 1] if last in new[:10] else free[: n + 10],
+         "提示词的最后一个词元正好是停止符：它是提示词，不是新生成的，不能因为它停下。"),
         (first, 10, free[: n + 1], "第一个新词元就是停止符：只生成 1 个就停。"),
         (stop, 3, free[: n + 3], "max_steps 到了就停，哪怕还没遇到停止符。"),
         (stop, 0, ids[0].tolist(), "max_steps=0 时原样返回 input_ids。"),
@@ -1370,7 +1541,7 @@ def check_stop_loop(my_loop: Callable[..., Any], model: Any, tokenizer: Any) -> 
 def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
     """`chatml_prompt(history, system=None) -> str`: SmolLM2's chat template, written by hand."""
     cases = [
-        ((["Hi"], None), "没有 system 时，SmolLM2 的模板会自动加上默认的 system 消息（见练习说明）。"),
+        ((["Hi"], None), "没有给 system 时，第一条是默认的 system 消息（见练习说明），格式和其他消息一样。"),
         ((["Hi"], "Be brief."), "每条消息是 <|im_start|>角色、换行、内容、<|im_end|>、换行；最后加上给 assistant 的开头，让模型接着说。"),
         ((["Hi", "Hello! How can I help?", "Tell me a joke."], "Be brief."),
          "历史里第 0、2、4… 条是 user，第 1、3… 条是 assistant。"),
@@ -1388,8 +1559,18 @@ def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
         text = reference(history, system).replace("<|im_start|>assistant\n", "<|im_start|>user\n")
         return text[: -len("<|im_start|>user\n")] + "<|im_start|>assistant\n"
 
+    def swapped(history: list[str], system: str | None) -> str:
+        text = reference(history, system)
+        head, _, rest = text.partition("<|im_end|>\n")
+        rest = rest.replace("<|im_start|>user\n", "\0").replace("<|im_start|>assistant\n", "<|im_start|>user\n")
+        rest = rest.replace("\0", "<|im_start|>assistant\n")
+        return head + "<|im_end|>\n" + rest[: -len("<|im_start|>user\n")] + "<|im_start|>assistant\n"
+
     mistakes = [(no_generation_prompt, "最后要加上 <|im_start|>assistant 和换行：意思是“轮到模型说了”。"),
-                (all_user, "user 和 assistant 要交替：第 1、3… 条是 assistant。")]
+                (all_user, "user 和 assistant 要交替：第 1、3… 条是 assistant。"),
+                (swapped, "角色反了：第 0、2、4… 条是 user，第 1、3… 条是 assistant。"),
+                (lambda h, sy: reference(h, sy).replace("<|im_end|>\n", "<|im_end|>"),
+                 "每条消息的 <|im_end|> 后面还有一个换行。")]
     return check_cases("chatml_prompt（手写聊天模板）", my_prompt, reference, cases,
                        ["每条消息的格式都一样：开始标记 + 角色 + 换行 + 内容 + 结束标记 + 换行；第一条是 system。",
                         "对照上面 tokenizer.apply_chat_template(..., add_generation_prompt=True, tokenize=False) 的输出，"

@@ -349,6 +349,47 @@ def _att(q, k, v, scale, mask, dim=-1):
     return torch.softmax(s, dim) @ v
 
 
+def rotate_half(x):
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([-second, first], dim=-1)
+
+
+def make_llama_forward(norm=rms_sqrt, mlp_fn=swiglu_sigmoid, attention=attention_tril, residual=True,
+                       final_norm=True, rope=True, modulo=False, own_rope=False, batch=False, projections="weights"):
+    def llama_forward(model, input_ids):
+        with torch.no_grad():
+            h = model.model.embed_tokens(input_ids)[0]
+            T = h.shape[0]
+            cos, sin = model.model.rotary_emb(h[None], torch.arange(T)[None])
+            for layer in model.model.layers:
+                a, m = layer.self_attn, layer.mlp
+                x = norm(h, layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
+                if projections == "modules":
+                    q, k, v = a.q_proj(x), a.k_proj(x), a.v_proj(x)
+                else:
+                    q, k, v = F.linear(x, a.q_proj.weight), F.linear(x, a.k_proj.weight), F.linear(x, a.v_proj.weight)
+                q, k, v = (t.reshape(T, -1, a.head_dim).permute(1, 0, 2) for t in (q, k, v))
+                if rope and own_rope:
+                    q, k = q * cos[0] + rotate_half(q) * sin[0], k * cos[0] + rotate_half(k) * sin[0]
+                elif rope:
+                    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+                    q, k = (t[0] for t in apply_rotary_pos_emb(q[None], k[None], cos, sin))
+                n_kv = k.shape[0]
+                group = q.shape[0] // n_kv
+                heads = [attention(q[i], k[i % n_kv if modulo else i // group], v[i % n_kv if modulo else i // group])
+                         for i in range(q.shape[0])]
+                out = torch.cat(heads, -1) @ a.o_proj.weight.T
+                h = h + out if residual else out
+                x = norm(h, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
+                out = mlp_fn(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight)
+                h = h + out if residual else out
+            if final_norm:
+                h = norm(h, model.model.norm.weight, model.model.norm.variance_epsilon)
+            logits = model.lm_head(h)
+            return logits[None] if batch else logits
+    return llama_forward
+
+
 # ================================================================================== lab 04
 
 
@@ -487,6 +528,34 @@ def sample_always_argmax(logits, temperature=1.0, top_k=None, top_p=None, genera
     return int(logits.argmax())
 
 
+def penalty_loop(logits, generated_ids, penalty):
+    out = logits.clone()
+    for i in {int(i) for i in generated_ids}:
+        out[i] = out[i] / penalty if out[i] > 0 else out[i] * penalty
+    return out
+
+
+def penalty_gather(logits, generated_ids, penalty):
+    ids = torch.as_tensor([int(i) for i in generated_ids], dtype=torch.long)
+    score = logits.gather(0, ids)
+    score = torch.where(score < 0, score * penalty, score / penalty)
+    return logits.scatter(0, ids, score)
+
+
+def penalty_mask(logits, generated_ids, penalty):
+    seen = torch.zeros_like(logits, dtype=torch.bool)
+    seen[[int(i) for i in generated_ids]] = True
+    return torch.where(seen & (logits > 0), logits / penalty, torch.where(seen, logits * penalty, logits))
+
+
+def _penalise(logits, ids, rule, once=True):
+    out = logits.clone()
+    ids = [int(i) for i in ids]
+    for i in (dict.fromkeys(ids) if once else ids):
+        out[i] = rule(out[i])
+    return out
+
+
 # ================================================================================== lab 05
 
 
@@ -513,12 +582,14 @@ def probs_log_softmax(model, input_ids, steps):
 
 def probs_forward_method(model, input_ids, steps):
     probs = []
+    torch.set_grad_enabled(False)
     for _ in range(steps):
         out = model.forward(input_ids=input_ids)
         dist = F.softmax(out.logits[0, -1], dim=0)
         nxt = torch.argmax(dist)
         probs.append(float(dist[nxt]))
         input_ids = torch.cat((input_ids, nxt.view(1, 1)), dim=-1)
+    torch.set_grad_enabled(True)
     return (input_ids[0], probs)
 
 
@@ -1151,6 +1222,16 @@ SPEC = {
         (lambda q, k, v: _att(q, k, v, math.sqrt(q.size(1)), lambda n: torch.ones(n, n, dtype=torch.bool).triu(1), 0),
          "最后一维"),
     ]),
+    "llama_forward": (checks.check_llama_forward, "smollm2", [
+        make_llama_forward(), make_llama_forward(rms_functional, swiglu_functional, attention_sdpa, own_rope=True),
+        make_llama_forward(rms_by_norm, swiglu_einsum, attention_additive, batch=True, projections="modules")], [
+        (make_llama_forward(residual=False), "残差连接"),
+        (make_llama_forward(final_norm=False), "lm_head 之前还有一个 RMSNorm"),
+        (make_llama_forward(rope=False), "RoPE"),
+        (make_llama_forward(modulo=True), "h // 3"),
+        (lambda model, ids: model(ids).logits[0], "不要调用 model(...)"),
+        (make_llama_forward(attention=lambda q, k, v: _att(q, k, v, math.sqrt(q.size(1)), None)), "对不上"),
+    ]),
     "softmax": (checks.check_softmax, None, [softmax_builtin, softmax_logsumexp, softmax_log], [
         (lambda x: x.exp() / x.exp().sum(), "没有先减去最大值"),
         (lambda x: (x - x.max()).exp() / (x - x.max()).exp().sum(), "沿最后一维"),
@@ -1189,6 +1270,14 @@ SPEC = {
         (sample_uniform_kept, "按概率抽样"),
         (sample_always_argmax, "按概率抽样"),
     ]),
+    "repetition_penalty": (checks.check_repetition_penalty, "smollm2", [penalty_loop, penalty_gather, penalty_mask], [
+        (lambda x, ids, p: _penalise(x, ids, lambda v: v / p), "负的分数不能除以"),
+        (lambda x, ids, p: _penalise(x, ids, lambda v: v * p), "不是乘以"),
+        (lambda x, ids, p: _penalise(x, ids, lambda v: v / p if v > 0 else v * p, once=False), "惩罚了好几次"),
+        (lambda x, ids, p: _penalise(x, ids, lambda v: v - p), "不是减去"),
+        (lambda x, ids, p: _penalise(x, ids, lambda v: torch.tensor(INF)), "正的分数除以 penalty"),
+        (lambda x, ids, p: _penalise(x, list(ids)[-1:], lambda v: v / p if v > 0 else v * p), "正的分数除以 penalty"),
+    ]),
     "greedy_probs": (checks.check_greedy_probs, "gpt2", [probs_max, probs_log_softmax, probs_forward_method], [
         (probs_logits, "记录的是 logits"),
         (probs_log, "对数概率"),
@@ -1217,7 +1306,7 @@ SPEC = {
         (chat_reply_keeps_sep, "不要带 [SEP]"),
         (chat_reply_last_turn_only, "[CLS]第1句[SEP]"),
         (chat_reply_no_stop, "[SEP]"),
-        (chat_reply_zero_crashes, "max_new_tokens=0"),
+        (chat_reply_zero_crashes, "[SEP] 之前的文字"),
     ]),
     "glm_example": (checks.check_glm_example, None, [glm_marked, glm_sorted_a, glm_by_position], [
         (glm_old_style, "[E] 不是输入"),
@@ -1230,7 +1319,7 @@ SPEC = {
     "visibility": (checks.check_visibility, "gpt2", [visibility_plus_one, visibility_isclose, visibility_lists], [
         (visibility_transposed, "行和列反了"),
         (visibility_assumes_causal, "双向"),
-        (visibility_changes_suffix, "因果"),
+        (visibility_changes_suffix, "前一个"),
         (visibility_whole_output, "因果"),
         (visibility_no_diagonal, "因果"),
     ]),
@@ -1282,7 +1371,7 @@ def resolve(answer, extra):
 def test_every_checker_has_three_right_and_five_wrong_answers():
     counts = {name: (len(spec[2]), len(spec[3])) for name, spec in SPEC.items()}
     assert all(right >= 3 and wrong >= 5 for right, wrong in counts.values()), counts
-    assert len(RIGHT) == 63 and len(WRONG) == 114
+    assert len(RIGHT) == 69 and len(WRONG) == 126
 
 
 @pytest.mark.parametrize("name,index", RIGHT, ids=[f"{n}-{i}" for n, i in RIGHT])

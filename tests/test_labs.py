@@ -82,7 +82,7 @@ def test_lab_has_no_outputs_no_answers_and_numbered_stubs(solution):
         assert cell.outputs == [] and cell.execution_count is None
         assert "SOLUTION" not in cell.source
     stubs = [cell for cell in code_cells(lab) if "NotImplementedError(" in cell.source]
-    assert 2 <= len(stubs) == solution_blocks(sol) == lab.metadata["course_lab"]["exercises"] <= 4
+    assert 2 <= len(stubs) == solution_blocks(sol) == lab.metadata["course_lab"]["exercises"] <= 5
     for number, cell in enumerate(stubs, start=1):
         assert f'raise NotImplementedError("练习 {number}：请在这里写你的代码")' in cell.source
 
@@ -275,3 +275,11 @@ def test_check_reports_a_lab_without_solution(tmp_path):
     shutil.copy(labs / "99_tiny.ipynb", labs / "98_orphan.ipynb")
     result = run_generator("--check", *folders)
     assert result.returncode == 1 and "98_orphan.ipynb" in result.stdout
+
+
+def test_only_the_named_labs_are_written(tmp_path):
+    solutions, labs = tmp_path / "solutions", tmp_path / "labs"
+    tiny_solution(solutions)
+    nbformat.write(read(solutions / "99_tiny.ipynb"), solutions / "98_other.ipynb")
+    assert run_generator("--solutions", str(solutions), "--labs", str(labs), "98").returncode == 0
+    assert sorted(p.name for p in labs.iterdir()) == ["98_other.ipynb"]

@@ -20,6 +20,7 @@ is written beside it as NN_x.new.ipynb instead.
     python tools/make_labs.py            # write every lab whose solution changed
     python tools/make_labs.py --check    # exit 1 if any lab is stale (used by the tests)
     python tools/make_labs.py --force    # overwrite labs even if they were edited
+    python tools/make_labs.py 03 04      # only the labs with these numbers
 """
 
 from __future__ import annotations
@@ -132,11 +133,13 @@ def check(solutions: Path, labs: Path) -> int:
     return 0
 
 
-def write(solutions: Path, labs: Path, force: bool) -> int:
-    """Write every stale lab; refuse (exit status 1) to overwrite an edited lab unless `force`."""
+def write(solutions: Path, labs: Path, force: bool, only: tuple[str, ...] = ()) -> int:
+    """Write every stale lab (or only those numbered in `only`); refuse (exit 1) to overwrite an edited lab unless `force`."""
     refused = 0
     labs.mkdir(parents=True, exist_ok=True)
     for path in solutions_in(solutions):
+        if only and path.name[:2] not in only:
+            continue
         lab = make_lab(nbformat.read(path, as_version=4), path.name)
         target = labs / path.name
         if target.is_file() and as_json(nbformat.read(target, as_version=4)) == as_json(lab):
@@ -160,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite labs even if they were edited")
     parser.add_argument("--solutions", type=Path, default=ROOT / "solutions", help="folder of solution notebooks")
     parser.add_argument("--labs", type=Path, default=ROOT / "labs", help="folder of lab notebooks")
+    parser.add_argument("only", nargs="*", help="two-digit numbers of the labs to write (default: all)")
     args = parser.parse_args(argv)
     if args.check:
         return check(args.solutions, args.labs)
-    return write(args.solutions, args.labs, args.force)
+    return write(args.solutions, args.labs, args.force, tuple(args.only))
 
 
 if __name__ == "__main__":
