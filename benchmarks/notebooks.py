@@ -29,33 +29,60 @@ if str(ROOT) not in sys.path:
 
 from tools.run_notebooks import OFFLINE_ENV, execute_measured  # noqa: E402
 
-# Run-time budget in seconds per notebook, matched by the start of its path (so "course/09_" covers whatever
-# lesson 09 is called, and a prefix without a notebook is no error). Set to about twice what each notebook took
-# on a shared, busy 2-core machine (December 2026, load average 6-9, see the report in the commit that set them),
-# so that a normal run on a slow classroom machine passes and a notebook that got much slower does not.
+# Run-time budget in seconds per notebook, matched by the longest start of its path (so "course/09_" covers
+# whatever lesson 09 is called, and a prefix without a notebook is no error). Each is about 1.5 times what the
+# notebook took on 2026-12-01 on a shared 2-core machine under heavy load (load average 13-20), when the
+# calibration notebook below took CALIBRATION_SECONDS; the test scales them by the calibration's time on the
+# machine it runs on. 1.5, well below 2: a notebook that became twice as slow must fail even though timings on
+# a shared machine swing by a quarter or more. Lessons 09 and 10 were being
+# written: their budgets are first guesses, to be replaced by 1.5 x a measurement (`python -m benchmarks.notebooks
+# course/09_*.ipynb`).
 BUDGETS: dict[str, float] = {
-    "course/00_": 60,
-    "course/01_": 90,
-    "course/02_": 60,
-    "course/03_": 90,
-    "course/04_": 120,
-    "course/05_": 90,
-    "course/06_": 90,
-    "course/07_": 90,
-    "course/08_": 120,
+    "course/00_": 225,
+    "course/01_": 125,
+    "course/02_": 50,
+    "course/03_": 145,
+    "course/04_": 400,
+    "course/05_": 115,
+    "course/06_": 245,
+    "course/07_": 370,
+    "course/08_": 550,
     "course/09_": 240,
     "course/10_": 180,
-    "solutions/01_": 90,
-    "solutions/02_": 60,
-    "solutions/03_": 90,
-    "solutions/04_": 90,
-    "solutions/05_": 90,
-    "solutions/06_": 90,
-    "solutions/07_": 90,
-    "solutions/08_": 120,
+    "solutions/01_": 50,
+    "solutions/02_": 35,
+    "solutions/03_": 105,
+    "solutions/04_": 1240,  # 824 s measured, against 266 s for course/04: reported to the labs' owner
+    "solutions/05_": 105,
+    "solutions/06_": 95,
+    "solutions/07_": 50,
+    "solutions/08_": 440,
     "solutions/09_": 240,
     "solutions/10_": 180,
 }
+
+
+# Machine speed: the calibration notebook (load the base stand-in, sample 8 x 40 tokens) timed in a fresh kernel.
+# BUDGETS were set when it took CALIBRATION_SECONDS; a test scales every budget by (its time now) / that, so a
+# slower or busier machine gets proportionally more time and a faster one less: a notebook that doubled its
+# run time fails anywhere, not only on a fast machine.
+CALIBRATION_SECONDS = 62.0  # 60.3 and 64.3 s measured right after the notebooks
+CALIBRATION_CELLS = (
+    "from helpers import generate, load_model",
+    'model, tokenizer = load_model("gpt2-chinese", quiet=True)',
+    'for seed in range(8):\n    generate(model, tokenizer, "[CLS]今天天气真", 40, temperature=1.0, seed=seed)',
+)
+
+
+def calibrate(timeout: int = 600) -> float:
+    """Seconds the calibration notebook takes on this machine now (a fresh kernel, like every notebook run)."""
+    import nbformat
+
+    with tempfile.TemporaryDirectory(prefix="notebook-calibration-") as scratch:
+        path = Path(scratch) / "calibration.ipynb"
+        cells = [nbformat.v4.new_code_cell(source) for source in CALIBRATION_CELLS]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+        return round(execute_measured(path, timeout=timeout).seconds, 1)
 
 
 def budget_for(notebook: str) -> float | None:
@@ -118,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.update(OFFLINE_ENV)
     times = []
+    calibration = calibrate()
     if not args.json:
+        print(f"calibration notebook: {calibration:.1f} s (budgets assume {CALIBRATION_SECONDS:.0f} s)")
         print(f"{'notebook':<45}{'time':>10}{'budget':>10}{'peak RSS':>12}")
     for notebook in args.notebooks or all_notebooks():
         times.append(result := time_notebook(notebook))
@@ -132,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     peaks = [t.peak_rss_mb for t in times if t.peak_rss_mb is not None]
     if args.json:
         print(json.dumps({"notebooks": [asdict(t) for t in times], "total_s": total,
-                          "max_peak_rss_mb": max(peaks, default=None), "cpu_count": os.cpu_count()},
+                          "max_peak_rss_mb": max(peaks, default=None), "calibration_s": calibration,
+                          "cpu_count": os.cpu_count()},
                          ensure_ascii=False, indent=1))
     else:
         print(f"{'total':<45}{total:>8.1f} s{'':>10}{max(peaks, default=0):>8.0f} MiB")

@@ -123,7 +123,7 @@ def test_every_notebook_has_a_run_time_budget():
     for path in nb_bench.all_notebooks():
         name = path.relative_to(ROOT).as_posix()
         budget = nb_bench.budget_for(name)
-        assert budget is not None and 0 < budget <= 600, f"{name}: budget {budget} (BUDGETS in benchmarks/notebooks.py)"
+        assert budget is not None and 0 < budget <= 1500, f"{name}: budget {budget} (BUDGETS in benchmarks/notebooks.py)"
 
 
 def test_budgets_match_by_the_longest_prefix(monkeypatch):
