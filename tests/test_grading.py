@@ -3,6 +3,7 @@ submission touch another."""
 
 import csv
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,12 +162,20 @@ for name in ("../bob/lab.ipynb", "../../bob/lab.ipynb", "../grades.csv", "../../
     assert table["bob/lab.ipynb"]["check_softmax"] == PASS and table["mallory/lab.ipynb"]["check_softmax"] == PASS
 
 
+# Three labs whose checkers cover the kinds the course has (stand-in model, pure tensors, training); every lab
+# runs as a solution in the notebook checks, and `python -m helpers grade solutions` grades them all.
+SAMPLED_LABS = ("02_tokenization", "04_softmax_and_decoding", "09_training")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("folder, verdict", [("solutions", PASS), ("labs", NOT_IMPLEMENTED)])
 def test_the_courses_own_solutions_all_pass_and_labs_all_fail(tmp_path, folder, verdict):
-    out = tmp_path / f"{folder}.csv"
-    grades = grade_folder(ROOT / folder, out, timeout=600)
-    assert {g.lab for g in grades} == {p.stem for p in (ROOT / "labs").glob("*.ipynb")}
+    sample = tmp_path / folder
+    sample.mkdir()
+    for name in SAMPLED_LABS:
+        shutil.copy(ROOT / folder / f"{name}.ipynb", sample / f"{name}.ipynb")
+    grades = grade_folder(sample, tmp_path / f"{folder}.csv", timeout=600)
+    assert [g.lab for g in grades] == list(SAMPLED_LABS)
     for grade in grades:
         assert grade.verdicts and set(grade.verdicts.values()) == {verdict}, (grade.submission, grade.verdicts)
         assert grade.error == ""
