@@ -715,7 +715,7 @@ def check_decode(my_decode: Callable[[Any, list[int]], str], tokenizer: Any) -> 
             got = call(my_decode, case, tokenizer, list(ids))
             raw = tokenizer.decode(ids)
             mistakes = [(raw.replace(" ", ""), "你把所有空格都删掉了：英文单词之间的空格要保留。"),
-                        (raw, "解码结果里汉字之间的空格还在。")]
+                        (raw, "解码结果里多余的空格一个都没有去掉：汉字之间的、特殊词元方括号旁边的都要去掉。")]
             expect_equal(case, got, decode(tokenizer, ids), hint, mistakes=mistakes)
         return len(cases)
 
@@ -1893,9 +1893,6 @@ def check_kv_cache_loop(my_loop: Callable[..., Any], model: Any, tokenizer: Any)
             expected = reference_greedy(model, ids, steps)
             with quiet(), ModelCalls(model) as calls:
                 got = call(my_loop, case, model, ids.clone(), steps)
-            expect_equal(case, as_id_list(got), expected,
-                         "生成的词元要和不用缓存时完全一样：第一步送入整个提示词，之后每步只送入上一步选出的新词元，"
-                         "并把上一步返回的缓存传回去。" if steps else "steps=0：原样返回 input_ids。")
             if calls.used_generate():
                 raise Mismatch(case + " 的模型调用", "自己写的循环", calls.describe(), NO_GENERATE)
             want = [(n, 0)] + [(1, n + i) for i in range(steps - 1)] if steps else []
@@ -1910,6 +1907,9 @@ def check_kv_cache_loop(my_loop: Callable[..., Any], model: Any, tokenizer: Any)
                 raise Mismatch(case + " 的每次模型调用",
                                "；".join(str(ModelCall("model", f, c)) for f, c in want) or "不调用模型",
                                calls.describe(), hint)
+            expect_equal(case, as_id_list(got), expected,
+                         "生成的词元要和不用缓存时完全一样：第一步送入整个提示词，之后每步只送入上一步选出的新词元，"
+                         "并把上一步返回的缓存传回去。" if steps else "steps=0：原样返回 input_ids。")
         return len(cases)
 
     return verdict("cached_greedy_loop（带 KV 缓存的贪心循环）", body,

@@ -1089,7 +1089,7 @@ def kv_extra_forward(model, input_ids, steps):
     return input_ids
 
 
-def kv_stale_cache(model, input_ids, steps):
+def kv_first_call_even_for_zero_steps(model, input_ids, steps):
     first = model(input_ids, use_cache=True)
     fed = first.logits[:, -1:].argmax(-1)
     result = torch.cat([input_ids, fed], 1) if steps else input_ids
@@ -1186,10 +1186,10 @@ SPEC = {
     ]),
     "decode": (checks.check_decode, "tokenizer", [decode_by_tokens, decode_by_split, decode_by_regex], [
         (lambda tok, ids: tok.decode(ids).replace(" ", ""), "英文单词之间的空格要保留"),
-        (lambda tok, ids: tok.decode(ids), "汉字之间的空格还在"),
+        (lambda tok, ids: tok.decode(ids), "一个都没有去掉"),
         (lambda tok, ids: re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", tok.decode(ids)), "特殊词元后面的空格"),
         (lambda tok, ids: tok.decode(ids, skip_special_tokens=True).replace(" ", ""), "特殊词元"),
-        (lambda tok, ids: re.sub(r" (?=[^ -~])|(?<=[^ -~]) ", "", tok.decode(ids)), "特殊词元后面的空格"),
+        (lambda tok, ids: re.sub(r" (?=[^ -~])|(?<=[^ -~]) ", "", tok.decode(ids)), "方括号旁边"),
     ]),
     "bpe_merge": (checks.check_bpe_merge, None, [bpe_counter, bpe_pairs_list, bpe_two_passes], [
         (bpe_alphabetical, "字母顺序"),
@@ -1326,10 +1326,10 @@ SPEC = {
     "kv_cache_loop": (checks.check_kv_cache_loop, "smollm2", [kv_cache_keyword, kv_past_key_values, kv_stack_and_head], [
         (kv_no_cache, "把上一步返回的缓存传回去"),
         (kv_generate, "不要调用 model.generate"),
-        (kv_whole_sequence_with_cache, "不用缓存时完全一样"),
-        (kv_forgets_cache, "不用缓存时完全一样"),
+        (kv_whole_sequence_with_cache, "不要再送入整个序列"),
+        (kv_forgets_cache, "缓存传回去"),
         (kv_extra_forward, "正好调用一次模型"),
-        (kv_stale_cache, "不用缓存时完全一样"),
+        (kv_first_call_even_for_zero_steps, "正好调用一次模型"),
     ]),
     "attend_one": (checks.check_attend_one, "smollm2_model", [attend_cat, attend_sdpa, attend_manual_exp], [
         (attend_no_scale, "sqrt(d)"),
