@@ -25,11 +25,11 @@ IGNORE = training.IGNORE_INDEX
 
 SHIFT_MISTAKES: list[tuple[Callable[[torch.Tensor], tuple], str]] = [
     (lambda ids: (ids[:, 1:], ids[:, :-1]), "输入和目标弄反了：输入是去掉最后一个词元的序列，目标是去掉第一个词元的序列。"),
-    (lambda ids: (ids, ids), "没有错开：目标要比输入往后错一位，位置 i 的目标是第 i + 1 个词元。"),
+    (lambda ids: (ids, ids), "没有错开：目标要比输入往后错一位，每个位置的目标是紧跟在它后面的那个词元（ids[:, i + 1]）。"),
     (lambda ids: (ids[:-1], ids[1:]), "切错了维度：ids 的形状是 [批大小, 序列长度]，要在序列那一维上切（ids[:, …]），"
                                       "不是在第 0 维（句子）上切。"),
     (lambda ids: (ids[:, :-1], ids[:, :-1]), "目标没有往后错一位：目标应该从第 2 个词元开始。"),
-    (lambda ids: (ids[:, :-2], ids[:, 2:]), "错开了两位：只错一位，位置 i 的目标是第 i + 1 个词元。"),
+    (lambda ids: (ids[:, :-2], ids[:, 2:]), "错开了两位：只错一位，每个位置的目标是紧跟在它后面的那个词元。"),
     (lambda ids: (ids, ids[:, 1:]), "输入也要去掉最后一个词元：最后一个词元后面没有下一个词元可以预测，输入和目标一样长。"),
 ]
 SHIFT_HINTS = [
@@ -99,7 +99,7 @@ def _padding_counted(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 CE_MISTAKES: list[tuple[Callable[[torch.Tensor, torch.Tensor], Any], str]] = [
     (lambda lg, lb: F.cross_entropy(lg.flatten(0, 1).float(), lb.flatten(), ignore_index=IGNORE),
-     "没有错开一位：位置 i 的 logits 预测的是第 i + 1 个词元，要用 logits 的前 n-1 个位置对标签的后 n-1 个。"),
+     "没有错开一位：位置 i 的 logits 预测的是紧跟在它后面的那个词元（labels[:, i + 1]），要用 logits 的前 n-1 个位置对标签的后 n-1 个。"),
     (lambda lg, lb: F.cross_entropy(lg[:, 1:].flatten(0, 1).float(), lb[:, :-1].flatten(), ignore_index=IGNORE),
      "错位的方向反了：丢掉的是 logits 的最后一个位置和标签的第一个词元。"),
     (lambda lg, lb: _per_token(lg, lb)[0].sum(), "求的是总和，要的是平均值：除以被计分的词元个数。"),
