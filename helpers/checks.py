@@ -38,7 +38,7 @@ from .tokens import decode, encode, token_table, unknown_characters
 
 NO_RETURN = "函数没有返回任何东西：别忘了写 return。"
 RETIRED = ("ℹ️  这个练习在新版练习里已经取消（retired），换成了更需要思考的练习；"
-           "你以前写的答案仍然会被检查。重新生成的练习笔记本在 labs/ 里。")
+           "你以前写的答案仍然会被检查。重新生成的练习 notebook 在 labs/ 里。")
 
 # ---------------------------------------------------------------------------------------------------
 # Reporting: the machinery every checker shares (also used by the lesson 09 and 10 checkers).
@@ -126,7 +126,7 @@ def hint(level: int | None = None) -> None:
         return
     count = len(LAST.levels)
     if level > count:
-        print(f"「{LAST.title}」一共只有 {count} 级提示，已经都在上面了。再对照练习说明和课程笔记本想一想，"
+        print(f"「{LAST.title}」一共只有 {count} 级提示，已经都在上面了。再对照练习说明和课程的 notebook 想一想，"
               "或者请老师看看（参考答案在老师的 solutions/ 里）。")
         return
     LAST.shown = max(LAST.shown, level)
@@ -1220,11 +1220,11 @@ def check_sampler(my_sample: Callable[..., int]) -> bool:
     """
     logits = torch.tensor([1.0, 3.0, 0.5, 2.0, -1.0])  # unsorted on purpose
     settings = [
-        (dict(temperature=1.0), "按概率抽样：概率由 softmax 给出。"),
+        (dict(temperature=1.0), "按概率采样：概率由 softmax 给出。"),
         (dict(temperature=2.0), "温度 2：先把分数除以 2 再 softmax，分布变平。"),
         (dict(temperature=0.7, top_k=3), "先除以温度，再只保留前 3 名，然后按概率抽。"),
         (dict(temperature=2.0, top_p=0.8), "顺序是：先除以温度，再做 top-p（温度改变了概率，也就改变了 top-p 留下谁）。"),
-        (dict(temperature=1.5, top_k=4, top_p=0.7), "三者一起：温度 → top-k → top-p → softmax → 抽样。"),
+        (dict(temperature=1.5, top_k=4, top_p=0.7), "三者一起：温度 → top-k → top-p → softmax → 采样。"),
     ]
 
     def draw(case: str, n: int, seed: int, scores: torch.Tensor, **setting: Any) -> list[int]:
@@ -1265,7 +1265,7 @@ def check_sampler(my_sample: Callable[..., int]) -> bool:
             case = f"{show(scores)}，temperature=0"
             expected = int(scores.argmax())
             got = as_int(call(my_sample, case, scores.clone(), temperature=0.0))
-            expect_equal(case, got, expected, "temperature=0 表示贪心：直接返回分数最高的编号，不要抽样，也不要除以 0。"
+            expect_equal(case, got, expected, "temperature=0 表示贪心：直接返回分数最高的编号，不要采样，也不要除以 0。"
                          + ("（并列时取第一个，和 argmax 一样。）" if scores[1] == scores[2] else ""))
             count += 1
         for setting, hint in settings:
@@ -1286,12 +1286,12 @@ def check_sampler(my_sample: Callable[..., int]) -> bool:
         first = draw(case, 20, 123, logits, temperature=1.0)
         torch.rand(7)
         expect_equal(case, draw(case, 20, 123, logits, temperature=1.0), first,
-                     "抽样时要用传进来的 generator（torch.multinomial 和 torch.rand 都有 generator 参数），结果才能复现。")
+                     "采样时要用传进来的 generator（torch.multinomial 和 torch.rand 都有 generator 参数），结果才能复现。")
         return count + 1
 
     return verdict("sample_next（选出下一个词元）", body,
                    ["temperature=0 → 贪心；否则顺序是：分数除以温度 → top-k → top-p → softmax → 按概率抽一个。",
-                    "用练习 1–3 写好的函数；抽样函数要把 generator 传进去；返回的是词元编号（原来的位置），一个 int。"])
+                    "用练习 1–3 写好的函数；采样函数要把 generator 传进去；返回的是词元编号（原来的位置），一个 int。"])
 
 
 def reference_repetition_penalty(logits: torch.Tensor, generated_ids: Any, penalty: float) -> torch.Tensor:
