@@ -733,18 +733,7 @@ def reference_bpe_merge(words: list[list[str]]) -> tuple[tuple[str, str] | None,
     if not counts:
         return None, [list(word) for word in words]
     best = max(counts, key=counts.__getitem__)  # the first pair with the highest count
-    merged = []
-    for word in words:
-        out, i = [], 0
-        while i < len(word):
-            if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                out.append(word[i] + word[i + 1])
-                i += 2
-            else:
-                out.append(word[i])
-                i += 1
-        merged.append(out)
-    return best, merged
+    return best, reference_bpe_merge_given(words, best)
 
 
 def normalise_bpe(answer: Any) -> Any:
@@ -814,7 +803,7 @@ def check_bpe_merge(my_merge: Callable[[list[list[str]]], tuple]) -> bool:
 
 
 def reference_bpe_merge_given(words: list[list[str]], best: tuple[str, str]) -> list[list[str]]:
-    """Merge `best` in every word, left to right (helper for the checker's known mistakes)."""
+    """Merge `best` in every word, left to right (the reference's second half, and the checker's known mistakes)."""
     merged = []
     for word in words:
         out, i = [], 0
