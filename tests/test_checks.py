@@ -1267,8 +1267,8 @@ SPEC = {
         (sample_sorted_position, "排序以后的位置"),
         (sample_no_temperature, "温度没有起作用"),
         (sample_global_rng, "generator"),
-        (sample_uniform_kept, "按概率抽样"),
-        (sample_always_argmax, "按概率抽样"),
+        (sample_uniform_kept, "按概率采样"),
+        (sample_always_argmax, "按概率采样"),
     ]),
     "repetition_penalty": (checks.check_repetition_penalty, "smollm2", [penalty_loop, penalty_gather, penalty_mask], [
         (lambda x, ids, p: _penalise(x, ids, lambda v: v / p), "负的分数不能除以"),
