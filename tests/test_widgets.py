@@ -161,7 +161,7 @@ def test_model_choice_loads_each_model_once(tiny_gpt2):
         return tiny_gpt2
 
     explorer = NextTokenExplorer(PROMPT, model_name="tiny", models={"tiny": tiny_gpt2}, loader=loader)
-    assert list(explorer.model_choice.options) == ["tiny", "gpt2-chinese", "gpt2-chinese-chat", "smollm2"]
+    assert list(explorer.model_choice.options) == ["tiny", "gpt2-chinese", "gpt2-chinese-chat", "smollm2", "gemma3-270m"]
     explorer.model_choice.value = "gpt2-chinese"
     explorer.model_choice.value = "tiny"
     explorer.model_choice.value = "gpt2-chinese"
