@@ -2,8 +2,9 @@
 
 The measurement is `benchmarks/notebooks.py`'s (a scratch copy, so nothing is written back); the budgets are its
 BUDGETS, the one place for them, scaled by how long its calibration notebook takes on this machine now compared
-with when the budgets were set. Re-executing every notebook takes many minutes: marker `slow`, which `make test`
-leaves out and CI runs (`pytest -m slow tests`). NOTEBOOK_BUDGET_SCALE=2 doubles every budget on top of that.
+with when the budgets were set. Re-executing every notebook takes many minutes, and timings need an otherwise idle
+machine: markers `slow` and `budget`, run by `make test-budgets` before a release (not by `make test`, not by CI).
+NOTEBOOK_BUDGET_SCALE=2 doubles every budget on top of that.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def scale() -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.budget
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_notebook_runs_within_its_budget_without_stderr(path, scale):
     name = path.relative_to(ROOT).as_posix()
