@@ -148,12 +148,13 @@ def generate(
     stopped_by = "max_new_tokens"
     for index in range(max_new_tokens):
         fed = ids[-1:] if past is not None else ids  # with a KV cache, only the newest token
-        output = model(input_ids=torch.tensor([fed], device=device), cache=past, use_cache=use_cache)
+        output = model(input_ids=torch.tensor([fed], device=device), cache=past, use_cache=use_cache,
+                       logits_to_keep=1)  # scores for the last position only: the only ones the step needs
         past = output.cache if use_cache else None
         logits = output.logits[0, -1].float().cpu()
         logits = repetition_penalty_filter(logits, ids, repetition_penalty)
         logits = no_repeat_ngram_filter(logits, ids, no_repeat_ngram_size)
-        probs = next_token_probs(logits, temperature or 1.0, top_k, top_p)  # computed once, shown in the trace
+        probs = next_token_probs(logits, temperature, top_k, top_p)  # computed once, shown in the trace
         next_id = int(torch.argmax(logits)) if temperature == 0 else draw(probs, generator)
         token = tokenizer.convert_ids_to_tokens(next_id)
         steps.append(Step(index, next_id, token, float(probs[next_id]), top_candidates(tokenizer, probs, top_n)))
