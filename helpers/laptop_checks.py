@@ -187,7 +187,7 @@ def expect_quantized(case: str, got: Any, x: torch.Tensor, block_size: int, bits
     per_tensor = x.abs().max() / limit
     mistakes = [(torch.round(x / per_tensor).clamp(-limit, limit) * per_tensor, "整个向量只用了一个缩放系数：要每块一个。")]
     expect_close(case + "，用你的 q × scales 还原", back, expected,
-                 [hint, "每块：scale = 这一块的 max|x| ÷ " + str(limit) + "，q = round(x ÷ scale)。"],
+                 [hint, "每块：scale = 这一块的 max|x| ÷ " + str(limit) + "，q = x ÷ scale 再四舍五入。"],
                  atol=1e-6, mistakes=mistakes)
 
 
@@ -207,9 +207,11 @@ def check_quantize_blocks(my_quantize_blocks: Callable[[torch.Tensor, int, int],
         return len(inputs)
 
     return verdict("quantize_blocks（分块量化）", body,
-                   ["先把 x 排成每行一块：x.reshape(-1, block_size)。每块的缩放系数 = 这一块的最大绝对值 ÷ 整数范围的最大值。",
+                   ["每块单独算自己的缩放系数：这一块的最大绝对值 ÷ 整数范围的最大值。"
+                    "把 x 排成每块一行的二维张量，就能一次算出所有块的缩放系数。",
                     "bits 位的对称整数范围是 −(2^(bits−1)−1) … 2^(bits−1)−1；x ÷ 缩放系数后四舍五入。",
-                    "全是 0 的块缩放系数为 0：先把它换成 1 再除（或用 torch.where），这一块的 q 全是 0。"])
+                    "全是 0 的块缩放系数为 0，不能直接拿来除：除之前把这些 0 换成任意一个不为 0 的数"
+                    "（这一块的 x 全是 0，商仍然是 0），这一块的 q 全是 0。"])
 
 
 def check_dequantize_blocks(my_dequantize_blocks: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
@@ -227,15 +229,16 @@ def check_dequantize_blocks(my_dequantize_blocks: Callable[[torch.Tensor, torch.
             mistakes = [(q.float().flatten() / scales.repeat_interleave(block_size).clamp_min(1e-30),
                          "应该乘缩放系数，不是除。")]
             if tiled is not None:
-                mistakes.append((tiled, "scales.repeat(block_size) 是把整个 scales 重复排列 [s0, s1, s0, s1, …]；"
-                                        "每个缩放系数要连续用 block_size 次：repeat_interleave，或者先 reshape 再乘。"))
+                mistakes.append((tiled, "缩放系数被整个重复排列成了 [s0, s1, s0, s1, …]（repeat 的做法）；"
+                                        "每个缩放系数要连续用 block_size 次：repeat_interleave，或者先把 q 排成每块一行再乘。"))
             expect_close(case, got, reference_dequantize_blocks(q, scales, block_size),
                          "第 i 块的每个整数都乘第 i 块的缩放系数。", atol=1e-6, mistakes=mistakes)
         return len(inputs)
 
     return verdict("dequantize_blocks（从整数还原）", body,
                    ["还原：x ≈ q × 它所在块的缩放系数，返回和 x 一样长的一维浮点张量。",
-                    "q.float().reshape(-1, block_size) 每行是一块；scales 变成一列（reshape(-1, 1)）再相乘，最后展平。"])
+                    "把 q 排成每块一行的二维张量、把 scales 排成一列，相乘时每一行就会乘上自己那一块的缩放系数"
+                    "（广播）；最后展平成一维。"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -267,5 +270,6 @@ def check_tokens_per_s_bound(my_bound: Callable[..., float]) -> bool:
     ]
     return check_cases("tokens_per_s_bound（内存带宽给出的速度上限）", my_bound, reference_tokens_per_s_bound, cases,
                        ["生成每个新词元，所有权重都要从内存读一遍：速度上限 = 每秒能读的字节数 ÷ 每个词元要读的字节数。",
-                        "每秒能读的字节数 = bandwidth_gb_s × 10⁹；每个词元要读的字节数 = 参数个数 × 位数 ÷ 8 + kv_cache_bytes。"],
+                        "带宽的单位是 GB/s，先换算成每秒多少字节（1 GB = 10⁹ 字节）；每个词元要读的字节数就是练习 1 的"
+                        "权重字节数，再加上 KV 缓存的字节数。"],
                        compare=expect_number, mistakes=mistakes)

@@ -5,12 +5,21 @@ Each right answer is written the way a learner might write it, not copied from t
 
 from __future__ import annotations
 
+import ast
+import io
 import math
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 
+from helpers import checks
 from helpers import laptop_checks as lc
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # ------------------------------------------------------------------------------ exercise 1: model_bytes
 
@@ -210,9 +219,6 @@ def test_a_crash_is_reported_with_its_line(checker, capsys):
 
 def test_hints_name_the_mistake():
     """A known mistake gets its own hint first (bits vs bytes, K and V, per-tensor scale, repeat vs interleave)."""
-    import io
-    from contextlib import redirect_stdout
-
     def first_hint(checker, answer):
         with redirect_stdout(io.StringIO()) as out:
             checker(answer)
@@ -246,3 +252,36 @@ def test_reference_values():
     assert q.flatten().tolist() == [64, -127, 32, 13, 127, -19, 0, 76]
     assert torch.allclose(scales, torch.tensor([1 / 127, 2 / 127]))
     assert math.isclose(lc.reference_tokens_per_s_bound(50, 134_515_008, 32), 50e9 / 538_060_032)
+
+
+CODE_CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\(")  # reshape(, x.amax(, torch.where( ...: code, not an idea
+
+
+def hint_levels(checker, answer) -> list[str]:
+    """Every hint level a learner can ask for (with hint()) after `answer` failed `checker`."""
+    with redirect_stdout(io.StringIO()):
+        assert checker(answer) is False
+    return list(checks.LAST.levels)
+
+
+@pytest.mark.parametrize("checker, answer", WRONG, ids=[f"{name(c)}-{i}" for i, (c, _) in enumerate(WRONG)])
+def test_hints_give_ideas_not_code(checker, answer):
+    """No hint level spells out the answer as code (function calls such as reshape(...) or amax(...))."""
+    for level in hint_levels(checker, answer):
+        assert CODE_CALL.search(level) is None, level
+
+
+def test_lab_hints_and_stub_docstrings_give_no_code_or_formula():
+    """The lab's 💡 cells give ideas, not code; each stub's docstring says what it returns, not the formula."""
+    lab = nbformat.read(ROOT / "labs" / "10_laptop.ipynb", as_version=4)
+    hints = [cell.source for cell in lab.cells if cell.cell_type == "markdown" and "<summary>💡" in cell.source]
+    assert len(hints) == 5
+    for text in hints:
+        assert CODE_CALL.search(re.sub(r"<[^>]+>", "", text)) is None, text
+    stubs = [cell.source for cell in lab.cells if cell.cell_type == "code" and "NotImplementedError" in cell.source]
+    assert len(stubs) == 5
+    for source in stubs:
+        function = next(node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef))
+        docstring = ast.get_docstring(function)
+        assert docstring and "返回" in docstring, function.name
+        assert not set("×÷") & set(docstring), f"{function.name}: {docstring}"
