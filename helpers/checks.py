@@ -1566,7 +1566,130 @@ def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
                         "一个字符一个字符地比（包括换行）。"], mistakes=mistakes)
 
 
+def reference_fit_history(tokenizer: Any, history: list[str], max_tokens: int) -> list[str]:
+    """The newest turns whose `[CLS]t1[SEP]t2[SEP]...` prompt has at most `max_tokens` tokens.
+
+    Older turns leave in pairs (a user's turn and its reply), so the kept history still starts with the user.
+    ValueError when even the newest turn alone does not fit.
+    """
+    start = 0
+    while len(encode(tokenizer, sep_prompt(history[start:]))) > max_tokens:
+        if start >= len(history) - 1:
+            raise ValueError(f"the newest turn alone needs more than {max_tokens} tokens")
+        start += 2
+    return list(history[start:])
+
+
+FIT_HISTORY_CASES = [
+    (["hello world"], 6, "数的是词元，不是字符：hello 和 world 各是 1 个词元，[CLS] 和 [SEP] 也各算 1 个。"),
+    (["你好"], 5, "[CLS]你好[SEP] 是 4 个词元：提示词里写好的 [CLS]、[SEP] 只算一次。"),
+    (["你好"], 4, "提示词正好 max_tokens 个词元时放得下，一句也不删（“不超过”包括等于）。"),
+    (["你好", "你好呀", "你在做什么"], 100, "放得下就一句也不删。"),
+    (["你好", "你好呀", "你在做什么"], 12,
+     "删的时候一次删两句（用户的一句和模型的回复），留下的第一句仍是用户说的。"),
+    (["我买了iPhone 15", "恭喜你", "hello world"], 14,
+     "数的是词元，不是字符：iPhone 是 1 个词元、15 是 1 个词元，[CLS] 和 [SEP] 各算 1 个。"),
+    (["在吗", "在的，怎么了", "周末有空吗", "有空，你想去哪儿", "去爬山吧", "好啊，几点出发", "早上八点"], 20,
+     "一对删掉以后还放不下，就继续从最早的一对删起。"),
+    (["你好", "你好呀", "这一句话很长很长很长"], 8, "最新的一句单独都放不下时，抛出 ValueError。"),
+]
+
+
+def fit_history_mistakes(tokenizer: Any) -> list[tuple[Callable[..., Any], str]]:
+    """Beginners' versions of fit_history, each with the hint that names its mistake."""
+
+    def keep_newest(history: list[str], max_tokens: int, size: Callable[[list[str]], int], step: int = 2,
+                    fits: Callable[[int, int], bool] = lambda n, limit: n <= limit) -> list[str]:
+        start = 0
+        while not fits(size(history[start:]), max_tokens):
+            if start >= len(history) - 1:
+                raise ValueError("too long")
+            start += step
+        return list(history[start:])
+
+    def keep_oldest(history: list[str], max_tokens: int) -> list[str]:
+        end = len(history)
+        while prompt_tokens(history[:end]) > max_tokens:
+            if end <= 1:
+                raise ValueError("too long")
+            end -= 2
+        return list(history[:end])
+
+    prompt_tokens = lambda turns: len(encode(tokenizer, sep_prompt(turns)))  # noqa: E731
+    return [
+        (lambda h, n: keep_newest(h, n, lambda turns: len(sep_prompt(turns))),
+         "你数的是字符 (len(字符串))，要数的是词元：先用分词器编码，再数编号的个数。"),
+        (lambda h, n: keep_newest(h, n, lambda turns: len(tokenizer.encode(sep_prompt(turns)))),
+         "你数的词元多了 2 个：分词器默认还会自己加上 [CLS] 和 [SEP]；编码时用 add_special_tokens=False"
+         "（或者课程的 encode）。"),
+        (lambda h, n: keep_newest(h, n, prompt_tokens, step=1),
+         "一次只删了一句：这样留下的第一句可能是模型的回复。要一次删两句（用户的一句和它的回复）。"),
+        (lambda h, n: keep_newest(h, n, prompt_tokens, fits=lambda size, limit: size < limit),
+         "正好 max_tokens 个词元也放得下：比较时用 <=（不超过），不是 <。"),
+        (lambda h, n: keep_newest(h, n, lambda turns: sum(len(encode(tokenizer, turn)) for turn in turns)),
+         "[CLS] 和每句后面的 [SEP] 也占位置：数的是整段提示词的词元。"),
+        (keep_oldest, "要删的是最早的几句，留下最新的几句（用户刚说的那句一定要留下）。"),
+    ]
+
+
+def check_fit_history(my_fit: Callable[..., list[str]], tokenizer: Any) -> bool:
+    """`fit_history(tokenizer, history, max_tokens) -> list[str]`: drop the oldest turn pairs until the prompt fits."""
+    mistakes = fit_history_mistakes(tokenizer)
+
+    def outcome(fn: Callable[..., Any], history: list[str], max_tokens: int) -> Any:
+        """What a function returns for this input, or ValueError (the class) when it raises one."""
+        try:
+            return as_list(fn(list(history), max_tokens))
+        except ValueError:
+            return ValueError
+
+    def body() -> int:
+        alive = list(mistakes)  # the beginners' versions that agreed with the learner on every earlier input
+        for history, max_tokens, case_hint in FIT_HISTORY_CASES:
+            case = f"history={history!r}，max_tokens={max_tokens}"
+            expected = outcome(lambda h, n: reference_fit_history(tokenizer, h, n), history, max_tokens)
+            known = [(outcome(wrong, history, max_tokens), wrong_hint) for wrong, wrong_hint in alive]
+            given = list(history)
+            try:
+                got = as_list(my_fit(tokenizer, given, max_tokens))
+            except NotImplementedError:
+                raise
+            except ValueError as error:
+                if expected is ValueError:
+                    got = ValueError
+                else:
+                    named = [hint for value, hint in known if value is ValueError]
+                    raise LearnerError(case, error, named[:1] + [case_hint]) from None
+            except Exception as error:
+                wrong_kind = [f"这里要抛出的是 ValueError，你的代码抛出了 {type(error).__name__}。"] if expected is ValueError else []
+                raise LearnerError(case, error, wrong_kind + [case_hint]) from None
+            if given != history:
+                raise Mismatch(case, f"调用以后 history 仍是 {show(history)}", f"调用以后 history 变成了 {show(given)}",
+                               "不要改动传进来的 history（例如 pop、del、remove）：返回一个新的列表。")
+            if isinstance(got, str):
+                raise Mismatch(case, show(expected), show(got),
+                               "类型不同 (type differs)：要返回留下来的那几句话（一个列表），不是拼好的提示词。")
+            if expected is ValueError and got is not ValueError:
+                named = [hint for value, hint in known if same(value, got)]
+                raise Mismatch(case, "抛出 ValueError（最新的一句单独都放不下）", show(got),
+                               named[:1] + [case_hint, "不要返回空列表或者只截掉一半的句子：告诉调用的人这句话太长了。"])
+            if got is not ValueError:
+                expect_equal(case, got, expected, case_hint, mistakes=[(v, h) for v, h in known if v is not ValueError])
+            alive = [(wrong, hint) for (wrong, hint), (value, _) in zip(alive, known) if same(value, expected)]
+        return len(FIT_HISTORY_CASES)
+
+    return verdict("fit_history（放不下时删掉最早的对话）", body,
+                   ["先拼出整段提示词、数它的词元；太长就去掉最早的两句，再数，直到放得下。",
+                    "词元数 = len(encode(tokenizer, 提示词))；提示词的拼法和课程一样：[CLS] 开头，每句后面一个 [SEP]。"
+                    "如果只剩最新的一句还放不下，就 raise ValueError(...)。"])
+
+
 def check_chat_reply(my_reply: Callable[..., str], model: Any, tokenizer: Any) -> bool:
+    """Retired exercise (lab 06 v1): `chat_reply(model, tokenizer, history, max_new_tokens) -> str`."""
+    return retired("chat_reply", lambda: check_chat_reply_v1(my_reply, model, tokenizer))
+
+
+def check_chat_reply_v1(my_reply: Callable[..., str], model: Any, tokenizer: Any) -> bool:
     """`chat_reply(model, tokenizer, history, max_new_tokens) -> str`: generate until [SEP], return the reply."""
     cases = [(["今天天气真好"], 20), (["你好", "你好呀", "你在做什么"], 12), (["在吗"], 1), (["在吗"], 0)]
 

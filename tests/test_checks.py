@@ -790,37 +790,6 @@ def chat_reply_generate(model, tokenizer, history, max_new_tokens=30):
     return generate(model, tokenizer, prompt, max_new_tokens, stop_tokens=("[SEP]",)).text.split("[SEP]")[0].strip()
 
 
-def chat_reply_own_loop(model, tokenizer, history, max_new_tokens=30):
-    from helpers.tokens import decode, encode
-    ids = encode(tokenizer, "[CLS]" + "[SEP]".join(history) + "[SEP]")
-    new = []
-    with torch.no_grad():
-        for _ in range(max_new_tokens):
-            nxt = int(model(torch.tensor([ids + new])).logits[0, -1].argmax())
-            if nxt == tokenizer.sep_token_id:
-                break
-            new.append(nxt)
-    return decode(tokenizer, new).strip()
-
-
-def chat_reply_hf_generate(model, tokenizer, history, max_new_tokens=30):
-    from helpers.tokens import decode, encode
-    if not max_new_tokens:
-        return ""
-    ids = torch.tensor([encode(tokenizer, "[CLS]" + "".join(t + "[SEP]" for t in history))])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
-                         eos_token_id=tokenizer.sep_token_id, pad_token_id=0)
-    new = [i for i in out[0, ids.size(1):].tolist() if i != tokenizer.sep_token_id]
-    return decode(tokenizer, new).strip()
-
-
-def chat_reply_unfinished_prompt(model, tokenizer, history, max_new_tokens=30):
-    if max_new_tokens == 0:
-        return ""
-    return generate(model, tokenizer, "[CLS]" + "[SEP]".join(history), max_new_tokens,
-                    stop_tokens=("[SEP]",)).text.split("[SEP]")[0].strip()
-
-
 def chat_reply_keeps_sep(model, tokenizer, history, max_new_tokens=30):
     if max_new_tokens == 0:
         return ""
@@ -828,25 +797,109 @@ def chat_reply_keeps_sep(model, tokenizer, history, max_new_tokens=30):
                     stop_tokens=("[SEP]",)).text.strip()
 
 
-def chat_reply_last_turn_only(model, tokenizer, history, max_new_tokens=30):
-    return chat_reply_generate(model, tokenizer, history[-1:], max_new_tokens)
+def _sep_tokens(tokenizer, turns):
+    from helpers.tokens import encode
+    return len(encode(tokenizer, "[CLS]" + "".join(t + "[SEP]" for t in turns)))
 
 
-def chat_reply_no_stop(model, tokenizer, history, max_new_tokens=30):
-    if max_new_tokens == 0:
-        return ""
-    return generate(model, tokenizer, "[CLS]" + "".join(t + "[SEP]" for t in history), max_new_tokens).text.strip()
+def fit_drop_pairs(tokenizer, history, max_tokens):
+    kept = list(history)
+    while _sep_tokens(tokenizer, kept) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
 
 
-def chat_reply_zero_crashes(model, tokenizer, history, max_new_tokens=30):
-    from helpers.tokens import decode, encode
-    ids = encode(tokenizer, "[CLS]" + "".join(t + "[SEP]" for t in history))
-    new = []
-    for _ in range(max_new_tokens):
-        new.append(int(model(torch.tensor([ids + new])).logits[0, -1].argmax()))
-        if new[-1] == tokenizer.sep_token_id:
-            break
-    return decode(tokenizer, new[:-1]).strip()
+def fit_backwards(tokenizer, history, max_tokens):
+    """Grow from the newest turn backwards, a reply and its user turn at a time."""
+    count = lambda turns: len(tokenizer("[CLS]" + "[SEP]".join(turns) + "[SEP]", add_special_tokens=False)["input_ids"])
+    if count(history[-1:]) > max_tokens:
+        raise ValueError(f"最新的一句放不下 {max_tokens} 个词元")
+    n = 1
+    while n + 2 <= len(history) and count(history[-(n + 2):]) <= max_tokens:
+        n += 2
+    return tuple(history[-n:])
+
+
+def fit_sum_of_turns(tokenizer, history, max_tokens):
+    """[CLS] and every [SEP] are one token each, so the prompt's length is a sum."""
+    sizes = [len(tokenizer.encode(t, add_special_tokens=False)) + 1 for t in history]
+    for start in range(0, len(history), 2):
+        if 1 + sum(sizes[start:]) <= max_tokens:
+            return history[start:]
+    raise ValueError("the last turn is too long")
+
+
+def fit_no_raise(tokenizer, history, max_tokens):
+    kept = list(history)
+    while kept and _sep_tokens(tokenizer, kept) > max_tokens:
+        kept = kept[2:]
+    return kept
+
+
+def fit_pops_history(tokenizer, history, max_tokens):
+    while _sep_tokens(tokenizer, history) > max_tokens:
+        if len(history) == 1:
+            raise ValueError("太长")
+        history.pop(0)
+        history.pop(0)
+    return history
+
+
+def fit_returns_prompt(tokenizer, history, max_tokens):
+    return "[CLS]" + "".join(t + "[SEP]" for t in fit_drop_pairs(tokenizer, history, max_tokens))
+
+
+def fit_counts_characters(tokenizer, history, max_tokens):
+    kept = list(history)
+    while len("[CLS]" + "".join(t + "[SEP]" for t in kept)) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
+
+
+def fit_counts_specials_twice(tokenizer, history, max_tokens):
+    kept = list(history)
+    while len(tokenizer.encode("[CLS]" + "".join(t + "[SEP]" for t in kept))) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
+
+
+def fit_one_at_a_time(tokenizer, history, max_tokens):
+    kept = list(history)
+    while _sep_tokens(tokenizer, kept) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[1:]
+    return kept
+
+
+def fit_strictly_below(tokenizer, history, max_tokens):
+    kept = list(history)
+    while _sep_tokens(tokenizer, kept) >= max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
+
+
+def fit_keeps_oldest(tokenizer, history, max_tokens):
+    kept = list(history)
+    while _sep_tokens(tokenizer, kept) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[:-2]
+    return kept
+
+
+def fit_raises_type_error(tokenizer, history, max_tokens):
+    if _sep_tokens(tokenizer, history[-1:]) > max_tokens:
+        raise TypeError("太长")
+    return fit_drop_pairs(tokenizer, history, max_tokens)
 
 
 # ================================================================================== lab 07
@@ -1301,12 +1354,16 @@ SPEC = {
         (chatml_no_newlines, "换行"),
         (chatml_swapped_roles, "第 0、2、4"),
     ]),
-    "chat_reply": (checks.check_chat_reply, "gpt2_chat", [chat_reply_generate, chat_reply_own_loop, chat_reply_hf_generate], [
-        (chat_reply_unfinished_prompt, "以 [SEP] 结尾"),
-        (chat_reply_keeps_sep, "不要带 [SEP]"),
-        (chat_reply_last_turn_only, "[CLS]第1句[SEP]"),
-        (chat_reply_no_stop, "[SEP]"),
-        (chat_reply_zero_crashes, "[SEP] 之前的文字"),
+    "fit_history": (checks.check_fit_history, "tokenizer", [fit_drop_pairs, fit_backwards, fit_sum_of_turns], [
+        (fit_counts_characters, "数的是字符"),
+        (fit_counts_specials_twice, "add_special_tokens=False"),
+        (fit_one_at_a_time, "一次只删了一句"),
+        (fit_strictly_below, "<=（不超过）"),
+        (fit_keeps_oldest, "留下最新的几句"),
+        (fit_no_raise, "ValueError"),
+        (fit_pops_history, "不要改动传进来的 history"),
+        (fit_returns_prompt, "不是拼好的提示词"),
+        (fit_raises_type_error, "要抛出的是 ValueError"),
     ]),
     "glm_example": (checks.check_glm_example, None, [glm_marked, glm_sorted_a, glm_by_position], [
         (glm_old_style, "[E] 不是输入"),
@@ -1371,7 +1428,7 @@ def resolve(answer, extra):
 def test_every_checker_has_three_right_and_five_wrong_answers():
     counts = {name: (len(spec[2]), len(spec[3])) for name, spec in SPEC.items()}
     assert all(right >= 3 and wrong >= 5 for right, wrong in counts.values()), counts
-    assert len(RIGHT) == 69 and len(WRONG) == 126
+    assert len(RIGHT) == 69 and len(WRONG) == 130
 
 
 @pytest.mark.parametrize("name,index", RIGHT, ids=[f"{n}-{i}" for n, i in RIGHT])
@@ -1609,6 +1666,7 @@ RETIRED = {
                     lambda n, p: torch.ones(n, n).tril() + (torch.arange(n)[:, None] < p)),
     "blank_infilling": (checks.check_blank_infilling, None, checks.reference_blank_infilling,
                         lambda t, s: (checks.reference_blank_infilling(t, s)[0], len(t))),
+    "chat_reply": (checks.check_chat_reply, "gpt2_chat", chat_reply_generate, chat_reply_keeps_sep),
     "kv_cache_size": (checks.check_kv_cache_size, "smollm2_model",
                       lambda c, n, b=4: 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * n * b,
                       lambda c, n, b=4: 2 * c.num_hidden_layers * c.hidden_size * n * b),
