@@ -26,7 +26,7 @@ IGNORE = training.IGNORE_INDEX
 SHIFT_MISTAKES: list[tuple[Callable[[torch.Tensor], tuple], str]] = [
     (lambda ids: (ids[:, 1:], ids[:, :-1]), "输入和目标弄反了：输入是去掉最后一个词元的序列，目标是去掉第一个词元的序列。"),
     (lambda ids: (ids, ids), "没有错开：目标要比输入往后错一位，每个位置的目标是紧跟在它后面的那个词元（ids[:, i + 1]）。"),
-    (lambda ids: (ids[:-1], ids[1:]), "切错了维度：ids 的形状是 [批大小, 序列长度]，要在序列那一维上切（ids[:, …]），"
+    (lambda ids: (ids[:-1], ids[1:]), "切错了维度：ids 的形状是 [批量大小, 序列长度]，要在序列那一维上切（ids[:, …]），"
                                       "不是在第 0 维（句子）上切。"),
     (lambda ids: (ids[:, :-1], ids[:, :-1]), "目标没有往后错一位：目标应该从第 2 个词元开始。"),
     (lambda ids: (ids[:, :-2], ids[:, 2:]), "错开了两位：只错一位，每个位置的目标是紧跟在它后面的那个词元。"),
@@ -34,7 +34,7 @@ SHIFT_MISTAKES: list[tuple[Callable[[torch.Tensor], tuple], str]] = [
 ]
 SHIFT_HINTS = [
     "每个位置预测它后面的那个词元，所以输入和目标是同一个序列错开一位：两者都比原序列短 1。",
-    "用切片：输入去掉最后一列，目标去掉第一列；ids 是二维的 [批大小, 序列长度]，切片要写在第二维上。",
+    "用切片：输入去掉最后一列，目标去掉第一列；ids 是二维的 [批量大小, 序列长度]，切片要写在第二维上。",
 ]
 
 
@@ -50,7 +50,7 @@ def check_shift(my_shift: Callable[[torch.Tensor], tuple]) -> bool:
     sentence = torch.tensor([[101, 791, 1921, 1921, 3698, 4696, 1962]])  # [CLS]今天天气真好
     batch = torch.tensor([[101, 2769, 1962, 511, 0], [101, 791, 1921, 1962, 8024], [101, 872, 1962, 0, 0]])
     cases = [(sentence, "一句话 [CLS]今天天气真好：7 个词元，得到 6 对（输入, 目标）。"),
-             (batch, "三句话的批 (batch)：每一行各自错开一位，行和行之间不能混。"),
+             (batch, "三句话的一个批量 (batch)：每一行各自错开一位，行和行之间不能混。"),
              (torch.tensor([[101, 102], [101, 103]]), "每行只有两个词元：只有一对（输入, 目标）。")]
 
     def body() -> int:
@@ -118,8 +118,9 @@ CE_MISTAKES: list[tuple[Callable[[torch.Tensor, torch.Tensor], Any], str]] = [
 ]
 CE_HINTS = [
     "交叉熵 = 每个被计分的位置上 −ln p(正确的下一个词元) 的平均值；p 来自 softmax(logits)。",
-    "logits[:, :-1] 对 labels[:, 1:]；torch.log_softmax(…, dim=-1) 再 gather 出目标的那一列；labels == -100 的位置不算。",
-    "平均时分母是 (labels[:, 1:] != -100).sum()，把整批的词元放在一起平均。F.cross_entropy 的 ignore_index=-100 也能做到。",
+    "先错开一位（和练习 1 一样：位置 i 的分数要和它后面那个词元的标签对齐），再在每个位置取出正确答案那个编号的 ln p；"
+    "目标是 -100 的位置跳过。",
+    "平均时，分母是被计分的位置一共有几个（整批放在一起数），不是所有位置的个数，也不是先每句平均再平均。",
 ]
 
 
