@@ -222,6 +222,16 @@ def first_difference(got: Sequence[Any], expected: Sequence[Any], path: str = ""
     return ""
 
 
+def first_character_difference(got: str, expected: str) -> str:
+    """'（第一个不同的位置：第 i 个字符，期望 …，得到 …）' for two strings (newlines shown as \\n)."""
+    index = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e), min(len(got), len(expected)))
+    if index == len(got) == len(expected):
+        return ""
+    expected_char = repr(expected[index]) if index < len(expected) else "（没有了）"
+    got_char = repr(got[index]) if index < len(got) else "（没有了）"
+    return f"（第一个不同的位置：第 {index} 个字符（从 0 数），期望 {expected_char}，得到 {got_char}）"
+
+
 def expect_equal(case: str, got: Any, expected: Any, hint: Any, mistakes: Sequence[tuple[Any, Any]] = ()) -> None:
     """Plain equality (strings, lists, ints). A tensor answer is compared through `.tolist()`.
 
@@ -243,8 +253,12 @@ def expect_equal(case: str, got: Any, expected: Any, hint: Any, mistakes: Sequen
         raise Mismatch(case, f"{type(expected).__name__}：{show(expected)}", f"{type(got).__name__}：{show(got)}",
                        [f"类型不同 (type differs)：值是一样的，但要返回 {type(expected).__name__}，"
                         f"你返回的是 {type(got).__name__}。"] + as_levels(hint))
-    note = first_difference(got, expected) if isinstance(got, (list, tuple, str)) and isinstance(
-        expected, (list, tuple, str)) and not isinstance(got, str) else ""
+    if isinstance(got, str) and isinstance(expected, str):
+        note = first_character_difference(got, expected)
+    elif isinstance(got, (list, tuple)) and isinstance(expected, (list, tuple, str)):
+        note = first_difference(got, expected)
+    else:
+        note = ""
     raise Mismatch(case, show(expected), show(got) + note, hint)
 
 
@@ -1530,7 +1544,7 @@ def check_stop_loop(my_loop: Callable[..., Any], model: Any, tokenizer: Any) -> 
 def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
     """`chatml_prompt(history, system=None) -> str`: SmolLM2's chat template, written by hand."""
     cases = [
-        ((["Hi"], None), "没有给 system 时，第一条是默认的 system 消息（见练习说明），格式和其他消息一样。"),
+        ((["Hi"], None), "格式要和上面分词器自带模板的输出一字不差，包括每个换行；没有给 system 时用默认的 system 消息。"),
         ((["Hi"], "Be brief."), "每条消息是 <|im_start|>角色、换行、内容、<|im_end|>、换行；最后加上给 assistant 的开头，让模型接着说。"),
         ((["Hi", "Hello! How can I help?", "Tell me a joke."], "Be brief."),
          "历史里第 0、2、4… 条是 user，第 1、3… 条是 assistant。"),
@@ -1555,7 +1569,16 @@ def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
         rest = rest.replace("\0", "<|im_start|>assistant\n")
         return head + "<|im_end|>\n" + rest[: -len("<|im_start|>user\n")] + "<|im_start|>assistant\n"
 
+    def no_default_system(history: list[str], system: str | None) -> str:
+        text = reference(history, system)
+        return text if system else text.partition("<|im_end|>\n")[2]
+
     mistakes = [(no_generation_prompt, "最后要加上 <|im_start|>assistant 和换行：意思是“轮到模型说了”。"),
+                (no_default_system, "没有给 system 时，第一条也是 system 消息，内容用默认的设定（见练习说明）。"),
+                (lambda h, sy: reference(h, sy)[:-1], "最后的 <|im_start|>assistant 后面还有一个换行。"),
+                (lambda h, sy: reference(h, sy).replace("<|im_start|>user\n", "<|im_start|>user \n")
+                 .replace("<|im_start|>system\n", "<|im_start|>system \n"),
+                 "角色名后面直接换行，中间没有空格。"),
                 (all_user, "user 和 assistant 要交替：第 1、3… 条是 assistant。"),
                 (swapped, "角色反了：第 0、2、4… 条是 user，第 1、3… 条是 assistant。"),
                 (lambda h, sy: reference(h, sy).replace("<|im_end|>\n", "<|im_end|>"),
@@ -1584,13 +1607,18 @@ FIT_HISTORY_CASES = [
     (["hello world"], 6, "数的是词元，不是字符：hello 和 world 各是 1 个词元，[CLS] 和 [SEP] 也各算 1 个。"),
     (["你好"], 5, "[CLS]你好[SEP] 是 4 个词元：提示词里写好的 [CLS]、[SEP] 只算一次。"),
     (["你好"], 4, "提示词正好 max_tokens 个词元时放得下，一句也不删（“不超过”包括等于）。"),
+    (["你好"], 3, "[CLS]你好[SEP] 有 4 个词元，放不进 3 个：最新的一句单独都放不下时，抛出 ValueError。"),
     (["你好", "你好呀", "你在做什么"], 100, "放得下就一句也不删。"),
+    (["你好", "你好呀", "你在做什么"], 13,
+     "整段提示词有 14 个词元，多了 1 个：要删掉最早的一问一答。"),
     (["你好", "你好呀", "你在做什么"], 12,
      "删的时候一次删两句（用户的一句和模型的回复），留下的第一句仍是用户说的。"),
     (["我买了iPhone 15", "恭喜你", "hello world"], 14,
      "数的是词元，不是字符：iPhone 是 1 个词元、15 是 1 个词元，[CLS] 和 [SEP] 各算 1 个。"),
     (["在吗", "在的，怎么了", "周末有空吗", "有空，你想去哪儿", "去爬山吧", "好啊，几点出发", "早上八点"], 20,
      "一对删掉以后还放不下，就继续从最早的一对删起。"),
+    (["在吗", "在的，怎么了", "周末有空吗", "有空，你想去哪儿", "去爬山吧", "好啊，几点出发", "早上八点"], 34,
+     "删掉最早的一问一答就放得下了：留下 5 句，不要多删。"),
     (["你好", "你好呀", "这一句话很长很长很长"], 8, "最新的一句单独都放不下时，抛出 ValueError。"),
 ]
 
@@ -1625,7 +1653,10 @@ def fit_history_mistakes(tokenizer: Any) -> list[tuple[Callable[..., Any], str]]
         (lambda h, n: keep_newest(h, n, prompt_tokens, step=1),
          "一次只删了一句：这样留下的第一句可能是模型的回复。要一次删两句（用户的一句和它的回复）。"),
         (lambda h, n: keep_newest(h, n, prompt_tokens, fits=lambda size, limit: size < limit),
-         "正好 max_tokens 个词元也放得下：比较时用 <=（不超过），不是 <。"),
+         "你的结果像是多数了 1 个词元：正好 max_tokens 个词元也放得下，比较时用 <=（不超过），不是 <；"
+         "如果你的提示词没写 [CLS]、让分词器去加，它会在末尾再多加一个 [SEP]。"),
+        (lambda h, n: keep_newest(h, n, lambda turns: prompt_tokens(turns) - 1),
+         "你的结果像是少数了 1 个词元：提示词以 [CLS] 开头，每一句（包括最后一句）后面都有一个 [SEP]，它们各算 1 个。"),
         (lambda h, n: keep_newest(h, n, lambda turns: sum(len(encode(tokenizer, turn)) for turn in turns)),
          "[CLS] 和每句后面的 [SEP] 也占位置：数的是整段提示词的词元。"),
         (keep_oldest, "要删的是最早的几句，留下最新的几句（用户刚说的那句一定要留下）。"),
@@ -1680,8 +1711,10 @@ def check_fit_history(my_fit: Callable[..., list[str]], tokenizer: Any) -> bool:
 
     return verdict("fit_history（放不下时删掉最早的对话）", body,
                    ["先拼出整段提示词、数它的词元；太长就去掉最早的两句，再数，直到放得下。",
-                    "词元数 = len(encode(tokenizer, 提示词))；提示词的拼法和课程一样：[CLS] 开头，每句后面一个 [SEP]。"
-                    "如果只剩最新的一句还放不下，就 raise ValueError(...)。"])
+                    "数词元要用分词器：把整段提示词（[CLS] 开头，每句后面一个 [SEP]）编码，数编号的个数；"
+                    "课程的 encode 不会自己再加 [CLS]、[SEP]。只剩最新的一句还放不下时，抛出 ValueError。",
+                    "如果检查一直不结束：多半是循环里每次都从原来的 history 去删，永远删不短；"
+                    "要在上一次留下的结果上继续删。"])
 
 
 def check_chat_reply(my_reply: Callable[..., str], model: Any, tokenizer: Any) -> bool:

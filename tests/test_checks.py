@@ -896,6 +896,42 @@ def fit_keeps_oldest(tokenizer, history, max_tokens):
     return kept
 
 
+def fit_forgets_cls(tokenizer, history, max_tokens):
+    kept = list(history)
+    while len(tokenizer.encode("".join(t + "[SEP]" for t in kept), add_special_tokens=False)) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
+
+
+def fit_join_without_last_sep(tokenizer, history, max_tokens):
+    start = 0
+    while len(tokenizer.encode("[CLS]" + "[SEP]".join(history[start:]), add_special_tokens=False)) > max_tokens:
+        if start + 1 >= len(history):
+            raise ValueError("太长")
+        start += 2
+    return history[start:]
+
+
+def fit_tokenizer_adds_cls(tokenizer, history, max_tokens):
+    """The prompt without [CLS], the tokenizer adds [CLS] ... [SEP]: one [SEP] too many."""
+    kept = list(history)
+    while len(tokenizer("".join(t + "[SEP]" for t in kept))["input_ids"]) > max_tokens:
+        if len(kept) == 1:
+            raise ValueError("太长")
+        kept = kept[2:]
+    return kept
+
+
+def chatml_no_final_newline(history, system=None):
+    return chatml_fstring(history, system)[:-1]
+
+
+def chatml_space_after_role(history, system=None):
+    return chatml_fstring(history, system).replace("system\n", "system \n").replace("user\n", "user \n")
+
+
 def fit_raises_type_error(tokenizer, history, max_tokens):
     if _sep_tokens(tokenizer, history[-1:]) > max_tokens:
         raise TypeError("太长")
@@ -1350,7 +1386,9 @@ SPEC = {
     "chatml_prompt": (checks.check_chatml_prompt, "smollm2_tokenizer", [chatml_fstring, chatml_parts, "template"], [
         (chatml_no_generation_prompt, "轮到模型说了"),
         (chatml_all_user, "交替"),
-        (chatml_no_default, "默认的 system"),
+        (chatml_no_default, "默认的设定"),
+        (chatml_no_final_newline, "后面还有一个换行"),
+        (chatml_space_after_role, "中间没有空格"),
         (chatml_no_newlines, "换行"),
         (chatml_swapped_roles, "第 0、2、4"),
     ]),
@@ -1364,6 +1402,9 @@ SPEC = {
         (fit_pops_history, "不要改动传进来的 history"),
         (fit_returns_prompt, "不是拼好的提示词"),
         (fit_raises_type_error, "要抛出的是 ValueError"),
+        (fit_forgets_cls, "少数了 1 个词元"),
+        (fit_join_without_last_sep, "少数了 1 个词元"),
+        (fit_tokenizer_adds_cls, "多数了 1 个词元"),
     ]),
     "glm_example": (checks.check_glm_example, None, [glm_marked, glm_sorted_a, glm_by_position], [
         (glm_old_style, "[E] 不是输入"),
@@ -1428,7 +1469,7 @@ def resolve(answer, extra):
 def test_every_checker_has_three_right_and_five_wrong_answers():
     counts = {name: (len(spec[2]), len(spec[3])) for name, spec in SPEC.items()}
     assert all(right >= 3 and wrong >= 5 for right, wrong in counts.values()), counts
-    assert len(RIGHT) == 69 and len(WRONG) == 130
+    assert len(RIGHT) == 69 and len(WRONG) == 135
 
 
 @pytest.mark.parametrize("name,index", RIGHT, ids=[f"{n}-{i}" for n, i in RIGHT])
