@@ -12,6 +12,7 @@ code serves the stand-in (uer vocabulary: [CLS]=101, [SEP]=102) and the real cha
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -48,6 +49,21 @@ def template_prompt(tokenizer: PreTrainedTokenizerBase, history: list[str], syst
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+def newest_turns_that_fit(tokenizer: PreTrainedTokenizerBase, history: list[str], max_tokens: int,
+                          prompt: Callable[[list[str]], str] = sep_prompt) -> list[str]:
+    """The newest turns whose prompt (`prompt(turns)`) has at most `max_tokens` tokens.
+
+    Older turns leave in pairs (a user's turn and its reply), so the kept history still starts with the user.
+    ValueError when even the newest turn alone does not fit.
+    """
+    start = 0
+    while len(encode(tokenizer, prompt(history[start:]))) > max_tokens:
+        if start >= len(history) - 1:
+            raise ValueError(f"the newest turn alone needs more than {max_tokens} tokens")
+        start += 2
+    return list(history[start:])
+
+
 def uses_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
     """True when the tokenizer brings its own chat template (SmolLM2), False for the [SEP] format."""
     return bool(getattr(tokenizer, "chat_template", None))
@@ -65,12 +81,15 @@ class ChatSession:
     last: Generation | None = None
     first_seen: int = 0  # index of the oldest turn still in the prompt (older ones no longer fit the context)
 
-    def prompt(self) -> str:
-        """The prompt the model sees for the current history (from `first_seen` on)."""
-        turns = self.history[self.first_seen:]
+    def format(self, turns: list[str]) -> str:
+        """The prompt for these turns (user first), in the model's own format."""
         if uses_chat_template(self.tokenizer):
             return template_prompt(self.tokenizer, turns, self.system)
         return sep_prompt(turns)
+
+    def prompt(self) -> str:
+        """The prompt the model sees for the current history (from `first_seen` on)."""
+        return self.format(self.history[self.first_seen:])
 
     def fit_context(self, max_new_tokens: int) -> None:
         """Leave out the oldest turns, a user turn and its reply at a time, until prompt + reply fit the context.
@@ -81,23 +100,23 @@ class ChatSession:
         room = context_length(self.model) - max_new_tokens
         if room <= 0:  # generate() explains that max_new_tokens is too large
             return
-        first_seen, dropped = self.first_seen, 0
-        while len(encode(self.tokenizer, self.prompt())) > room and self.first_seen < len(self.history) - 1:
-            self.first_seen += 2
-            dropped += 2
-        if dropped and len(encode(self.tokenizer, self.prompt())) <= room:
+        turns = self.history[self.first_seen:]
+        try:
+            kept = newest_turns_that_fit(self.tokenizer, turns, room, self.format)
+        except ValueError:
+            too_long = self.history.pop()
+            raise ValueError(
+                f"这一句有 {len(encode(self.tokenizer, too_long))} 个词元，放不进上下文（最多约 {room} 个）："
+                "请分成几句短一点的话。 (This turn alone does not fit the context; split it into shorter turns.)"
+            ) from None
+        dropped = len(turns) - len(kept)
+        if dropped:
+            self.first_seen += dropped
             warnings.warn(
                 f"对话太长：最早的 {dropped} 句话已不再放进提示词（上下文长度 {context_length(self.model)}）。"
                 f" (The oldest {dropped} turns no longer fit the context and were left out of the prompt.)",
                 CourseNotice,
                 stacklevel=3,
-            )
-        if len(encode(self.tokenizer, self.prompt())) > room:
-            too_long = self.history.pop()
-            self.first_seen = first_seen
-            raise ValueError(
-                f"这一句有 {len(encode(self.tokenizer, too_long))} 个词元，放不进上下文（最多约 {room} 个）："
-                "请分成几句短一点的话。 (This turn alone does not fit the context; split it into shorter turns.)"
             )
 
     def say(self, user_text: str, max_new_tokens: int = 40, **sampling) -> str:

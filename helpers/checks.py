@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import logging as hf_logging
 
-from .chat import first_reply, sep_prompt, split_turns, template_prompt
+from .chat import first_reply, newest_turns_that_fit, sep_prompt, split_turns, template_prompt
 from .generation import generate
 from .sampling import next_token_probs, softmax, top_k_filter, top_p_filter
 from .tokens import decode, encode, token_table, unknown_characters
@@ -1590,17 +1590,9 @@ def check_chatml_prompt(my_prompt: Callable[..., str], tokenizer: Any) -> bool:
 
 
 def reference_fit_history(tokenizer: Any, history: list[str], max_tokens: int) -> list[str]:
-    """The newest turns whose `[CLS]t1[SEP]t2[SEP]...` prompt has at most `max_tokens` tokens.
-
-    Older turns leave in pairs (a user's turn and its reply), so the kept history still starts with the user.
-    ValueError when even the newest turn alone does not fit.
-    """
-    start = 0
-    while len(encode(tokenizer, sep_prompt(history[start:]))) > max_tokens:
-        if start >= len(history) - 1:
-            raise ValueError(f"the newest turn alone needs more than {max_tokens} tokens")
-        start += 2
-    return list(history[start:])
+    """The newest turns whose `[CLS]t1[SEP]t2[SEP]...` prompt has at most `max_tokens` tokens: what the course's own
+    chat (`ChatSession.fit_context`) keeps. ValueError when even the newest turn alone does not fit."""
+    return newest_turns_that_fit(tokenizer, history, max_tokens)
 
 
 FIT_HISTORY_CASES = [
